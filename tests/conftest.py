@@ -1,0 +1,3 @@
+"""Fixtures shared by every test: real SMTP servers and real databases."""
+
+pytest_plugins = ["tests.support.smtp", "tests.support.database"]

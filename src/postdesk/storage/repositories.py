@@ -1,0 +1,62 @@
+"""Queries the services use: senders, the default-sender row, administrators and records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from postdesk.storage.models import Admin, MailSettings, Message, Sender
+
+
+def find_sender(session: Session, sender_id: int) -> Sender | None:
+    return session.get(Sender, sender_id)
+
+
+def find_sender_by_address(session: Session, address: str) -> Sender | None:
+    return session.scalars(select(Sender).where(Sender.address_key == address.lower())).first()
+
+
+def list_senders(session: Session) -> Sequence[Sender]:
+    return session.scalars(select(Sender).order_by(Sender.id)).all()
+
+
+def mail_settings(session: Session, *, for_update: bool = False) -> MailSettings:
+    """The single settings row, created on first use."""
+    query = select(MailSettings).where(MailSettings.id == 1)
+    if for_update:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        row = MailSettings(id=1, default_sender_id=None)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def default_sender_id(session: Session) -> int | None:
+    return session.scalar(select(MailSettings.default_sender_id).where(MailSettings.id == 1))
+
+
+def fail_unfinished_messages(session: Session, sender_id: int, *, message: str, hint: str) -> int:
+    """Mark the sender's queued and retrying messages failed with ``sender_deleted``."""
+    result = session.execute(
+        update(Message)
+        .where(Message.sender_id == sender_id, Message.status.in_(("queued", "retrying")))
+        .values(
+            status="failed",
+            error_code="sender_deleted",
+            error_message=message,
+            error_hint=hint,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def find_admin(session: Session, username: str) -> Admin | None:
+    return session.scalars(select(Admin).where(Admin.username == username)).first()
+
+
+def count_admins(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(Admin)) or 0)

@@ -1,0 +1,369 @@
+"""One SMTP connection for a sender: connect (SSL, STARTTLS or plain), log in, send, close.
+
+Built on the stdlib ``smtplib``. Each step records its ``Stage`` so that any failure is
+diagnosed by ``postdesk.transport.diagnose`` with the stage it happened at; this module
+raises ``DeliveryError`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from postdesk.domain.diagnosis import Condition, Stage
+from postdesk.domain.senders import Encryption, SenderSettings
+from postdesk.transport.diagnose import (
+    condition_error,
+    diagnose_for_sender,
+    endpoint_of,
+    reply_text,
+    secrets_of,
+)
+from postdesk.transport.tls import sender_context
+
+AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class SendOutcome:
+    """What the server did with one message.
+
+    ``refused`` maps each recipient the server refused (while accepting others) to its
+    reply; ``reply`` is the server's answer to the message data (often a queue id).
+    """
+
+    accepted: list[str]
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    reply: str = ""
+
+
+@functools.cache
+def local_hostname() -> str:
+    """The name this host gives in EHLO: its FQDN, or a domain literal as RFC 5321 asks."""
+    fqdn = socket.getfqdn()
+    if "." in fqdn:
+        return fqdn
+    try:
+        return f"[{socket.gethostbyname(socket.gethostname())}]"
+    except OSError:
+        return "[127.0.0.1]"
+
+
+class StagedClient(smtplib.SMTP):
+    """``smtplib.SMTP`` that opens its own socket and remembers the stage it is at.
+
+    Implicit TLS ("SSL") wraps the socket here, as ``smtplib.SMTP_SSL`` does, so that a
+    failed TCP connect and a failed TLS handshake are told apart.
+    """
+
+    def __init__(self, *, timeout: float, implicit_tls: ssl.SSLContext | None = None) -> None:
+        self.stage = Stage.CONNECT
+        self._implicit_tls = implicit_tls
+        super().__init__(local_hostname=local_hostname(), timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's starttls() checks the certificate against self._host, which it sets only
+        # when the constructor connects; we connect later, so set it here.
+        self._host = host
+        self.stage = Stage.CONNECT
+        sock = socket.create_connection((host, port), timeout)
+        if self._implicit_tls is not None:
+            self.stage = Stage.TLS
+            try:
+                sock = self._implicit_tls.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        self.stage = Stage.GREETING
+        return sock
+
+    def greet(self, host: str, port: int) -> str:
+        """Connect and read the greeting; anything but 220 is a failure."""
+        code, text = self.connect(host, port)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, text)
+        return reply_text(text)
+
+    def hello(self) -> None:
+        self.stage = Stage.EHLO
+        self.ehlo_or_helo_if_needed()
+
+    def secure(self, context: ssl.SSLContext) -> None:
+        """STARTTLS, then EHLO again; never continues in plain text."""
+        self.stage = Stage.STARTTLS
+        if not self.has_extn("starttls"):
+            raise smtplib.SMTPNotSupportedError(
+                "the server does not offer STARTTLS; nothing was sent in plain text"
+            )
+        self.starttls(context=context)
+        self.hello()
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        return tuple(self.esmtp_features.get("auth", "").upper().split())
+
+    @property
+    def size_limit(self) -> int | None:
+        """The SIZE the server announced, or None when it announced no fixed limit."""
+        value = self.esmtp_features.get("size", "").strip()
+        return int(value) if value.isdigit() and int(value) > 0 else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.sock is not None
+
+
+class SmtpConnection:
+    """An open, logged-in connection; reusable for several messages of the same sender."""
+
+    def __init__(self, client: StagedClient, sender: SenderSettings) -> None:
+        self._client = client
+        self._sender = sender
+
+    def __enter__(self) -> SmtpConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """False once the server hung up or the connection was closed."""
+        return self._client.is_open
+
+    @property
+    def size_limit(self) -> int | None:
+        return self._client.size_limit
+
+    def send(
+        self,
+        *,
+        envelope_from: str,
+        recipients: Sequence[str],
+        message: bytes,
+        smtputf8: bool = False,
+    ) -> SendOutcome:
+        """Send one message (bytes of a whole RFC 5322 message) in one SMTP transaction.
+
+        Bare LF line ends become CRLF. SMTPUTF8 is asked for when ``smtputf8`` is set or an
+        address is not ASCII. Raises ``DeliveryError`` when the message was not accepted
+        for any recipient; recipients refused while others were accepted are reported in
+        the outcome instead.
+        """
+        if not recipients:
+            raise ValueError("a message needs at least one recipient")
+        data = _LINE_END.sub(b"\r\n", message)
+        smtputf8 = smtputf8 or not all(a.isascii() for a in (envelope_from, *recipients))
+        try:
+            return self._transaction(envelope_from, recipients, data, smtputf8)
+        except OSError as exc:
+            self._after_failure(exc)
+            # "from None": the library error may quote the server, which may echo a secret;
+            # the diagnosis already carries its words, scrubbed.
+            raise diagnose_for_sender(exc, stage=self._client.stage, sender=self._sender) from None
+
+    def close(self) -> None:
+        """QUIT, quietly: a server that is already gone is fine."""
+        client = self._client
+        try:
+            if client.is_open:
+                client.quit()
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def _transaction(
+        self, envelope_from: str, recipients: Sequence[str], data: bytes, smtputf8: bool
+    ) -> SendOutcome:
+        client = self._client
+        self._check_size(len(data))
+        client.stage = Stage.MAIL
+        options = self._mail_options(data, smtputf8)
+        client.command_encoding = "utf-8" if smtputf8 else "ascii"
+        code, text = client.docmd("MAIL", f"FROM:<{envelope_from}>{options}")
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, text, envelope_from)
+        client.stage = Stage.RCPT
+        accepted, refused = self._recipients(recipients)
+        if not accepted:
+            raise smtplib.SMTPRecipientsRefused(
+                {rcpt: (code, text.encode("utf-8")) for rcpt, (code, text) in refused.items()}
+            )
+        client.stage = Stage.DATA
+        reply = self._data(data)
+        return SendOutcome(accepted=accepted, refused=refused, reply=reply)
+
+    def _check_size(self, size: int) -> None:
+        limit = self._client.size_limit
+        if limit is not None and size > limit:
+            raise condition_error(
+                Condition.MESSAGE_TOO_LARGE,
+                f"the message is {size} bytes; {endpoint_of(self._sender)} accepts at most "
+                f"{limit} bytes (SIZE)",
+                endpoint=endpoint_of(self._sender),
+                stage=Stage.MAIL,
+                secrets=secrets_of(self._sender),
+            )
+
+    def _mail_options(self, data: bytes, smtputf8: bool) -> str:
+        client = self._client
+        options = []
+        if client.has_extn("size"):
+            options.append(f"SIZE={len(data)}")
+        if not data.isascii() and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if smtputf8:
+            if not client.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError(
+                    "the server does not support SMTPUTF8, needed for a non-ASCII address"
+                )
+            options.append("SMTPUTF8")
+        return "".join(f" {option}" for option in options)
+
+    def _recipients(
+        self, recipients: Sequence[str]
+    ) -> tuple[list[str], dict[str, tuple[int, str]]]:
+        accepted: list[str] = []
+        refused: dict[str, tuple[int, str]] = {}
+        for rcpt in recipients:
+            code, text = self._client.docmd("RCPT", f"TO:<{rcpt}>")
+            if code in (250, 251):
+                accepted.append(rcpt)
+            else:
+                refused[rcpt] = (code, reply_text(text))
+            if code == 421:  # the server is closing the connection: no use going on
+                raise smtplib.SMTPRecipientsRefused({rcpt: (code, text)})
+        return accepted, refused
+
+    def _data(self, data: bytes) -> str:
+        client = self._client
+        code, text = client.docmd("DATA")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, text)
+        stuffed = _DOT_AT_LINE_START.sub(b"..", data)
+        if not stuffed.endswith(b"\r\n"):
+            stuffed += b"\r\n"
+        stuffed += b".\r\n"
+        # Send in chunks: a socket timeout bounds each sendall() as a whole, and the timeout
+        # is meant for the server's replies, not for pushing 25 MiB through a slow link.
+        for start in range(0, len(stuffed), _CHUNK):
+            client.send(stuffed[start : start + _CHUNK])
+        code, text = client.getreply()
+        if not 200 <= code <= 299:
+            raise smtplib.SMTPDataError(code, text)
+        return reply_text(text)
+
+    def _after_failure(self, exc: OSError) -> None:
+        """Leave the connection ready for the next message, or closed if it cannot be."""
+        client = self._client
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return  # refused before MAIL was sent: nothing to reset
+        answered = isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
+        closing = getattr(exc, "smtp_code", None) == 421
+        if answered and not closing and client.is_open:
+            try:
+                client.rset()
+                return
+            except OSError:
+                pass
+        # After a timeout or a lost connection the conversation is out of step: start over.
+        client.close()
+
+
+def open_connection(sender: SenderSettings) -> SmtpConnection:
+    """Connect to the sender's server, secure the connection as configured and log in."""
+    implicit = sender_context(sender) if sender.encryption is Encryption.SSL else None
+    client = StagedClient(timeout=sender.timeout_s, implicit_tls=implicit)
+    try:
+        client.greet(sender.smtp_host, sender.port)
+        client.hello()
+        if sender.encryption is Encryption.TLS:
+            client.secure(sender_context(sender))
+        if sender.password:
+            _log_in(client, sender.login, sender.password)
+    except OSError as exc:
+        client.close()
+        raise diagnose_for_sender(exc, stage=client.stage, sender=sender) from None
+    return SmtpConnection(client, sender)
+
+
+def send_message(
+    sender: SenderSettings,
+    *,
+    recipients: Sequence[str],
+    message: bytes,
+    envelope_from: str | None = None,
+    smtputf8: bool = False,
+) -> SendOutcome:
+    """Open a connection, send one message, close: for test mails and one-off sends.
+
+    ``envelope_from`` defaults to the sender's address.
+    """
+    with open_connection(sender) as connection:
+        return connection.send(
+            envelope_from=envelope_from or sender.address.envelope,
+            recipients=recipients,
+            message=message,
+            smtputf8=smtputf8,
+        )
+
+
+def _log_in(client: StagedClient, login: str, password: str) -> None:
+    """AUTH with the first mechanism both sides know; UTF-8 credentials, never ASCII-only."""
+    client.stage = Stage.AUTH
+    offered = client.auth_methods
+    for mechanism in (m for m in AUTH_MECHANISMS if m in offered):
+        code, text = _AUTHENTICATORS[mechanism](client, login, password)
+        if code == 235:
+            return
+        if code == 504:  # announced but refused as unknown: try the next one
+            continue
+        raise smtplib.SMTPAuthenticationError(code, text)
+    announced = " ".join(offered) or "none"
+    raise smtplib.SMTPNotSupportedError(
+        f"no login method postdesk can use (the server offers: {announced}; postdesk "
+        f"uses {' or '.join(AUTH_MECHANISMS)})"
+    )
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _auth_plain(client: StagedClient, login: str, password: str) -> tuple[int, bytes]:
+    response = _b64(f"\0{login}\0{password}")
+    code, text = client.docmd("AUTH", f"PLAIN {response}")
+    if code == 334:  # a server that ignores the initial response asks for it again
+        code, text = client.docmd(response)
+    return code, text
+
+
+def _auth_login(client: StagedClient, login: str, password: str) -> tuple[int, bytes]:
+    code, text = client.docmd("AUTH", "LOGIN")
+    for answer in (login, password):
+        if code != 334:
+            return code, text
+        code, text = client.docmd(_b64(answer))
+    return code, text
+
+
+_AUTHENTICATORS: dict[str, Callable[[StagedClient, str, str], tuple[int, bytes]]] = {
+    "PLAIN": _auth_plain,
+    "LOGIN": _auth_login,
+}

@@ -42,6 +42,11 @@ class PostdeskError(Exception):
         if code is not None:
             self.code = code
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors defeat the default exception pickling; errors must
+        # survive copy.deepcopy and travel between processes (task queues) intact.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
     def to_dict(self) -> dict[str, Any]:
         """The SPEC's error body: ``{code, message, hint?, fields?, smtp_code?}``."""
         body: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -156,3 +161,12 @@ class DeliveryError(PostdeskError):
         if self.smtp_code is not None:
             body["smtp_code"] = self.smtp_code
         return body
+
+
+def _rebuild(
+    cls: type[PostdeskError], args: tuple[Any, ...], state: dict[str, Any]
+) -> PostdeskError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error

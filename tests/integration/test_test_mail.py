@@ -1,0 +1,126 @@
+"""Test mail through the services: real aiosmtpd servers, real databases, records kept."""
+
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from postdesk.domain.mail import TEST_MAIL_SENTENCE
+from postdesk.domain.senders import SenderSettings
+from postdesk.errors import DeliveryError, ValidationError
+from postdesk.services import senders as service
+from postdesk.services.runtime import Runtime
+from postdesk.services.test_mail import send_test_mail
+from postdesk.storage.models import Message
+from tests.support.smtp import SmtpTestServer
+
+ServerFactory = Callable[..., SmtpTestServer]
+CODE = "授权码-Zq9-7731"  # a non-ASCII authorization code
+
+
+def as_fields(settings: SenderSettings) -> dict[str, Any]:
+    """A test server's sender as the input fields an administrator would type."""
+    return {
+        "smtp_host": settings.smtp_host,
+        "port": settings.port,
+        "encryption": settings.encryption.value,
+        "address": settings.address.address,
+        "display_name": settings.display_name,
+        "username": settings.username,
+        "password": settings.password,
+        "ca_cert_pem": settings.ca_cert_pem,
+        "timeout_s": settings.timeout_s,
+    }
+
+
+def records(rt: Runtime) -> list[Message]:
+    with rt.transaction() as session:
+        return list(session.scalars(select(Message).order_by(Message.id)))
+
+
+def test_saved_sender_over_starttls_with_login(rt: Runtime, smtp_server: ServerFactory) -> None:
+    server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
+    saved = service.create_sender(rt, as_fields(server.sender()))
+    result = send_test_mail(rt, sender_id=saved.id, to="alice@example.org", client_ip="10.0.0.7")
+    [received] = server.messages
+    assert received.secure
+    assert received.rcpt_tos == ["alice@example.org"]
+    mail = message_from_bytes(received.content, policy=policy.default)
+    assert mail["Message-ID"] == result.message_id
+    assert mail["From"].addresses[0].display_name == "Postdesk Reports"
+    assert TEST_MAIL_SENTENCE in mail.get_body(("html",)).get_content()
+    assert mail.get_body(("plain",)) is not None
+    assert "test" not in mail["Subject"].lower()
+    [record] = records(rt)
+    assert (record.id, record.kind, record.status) == (result.record_id, "test", "sent")
+    assert (record.sender_id, record.sender_address) == (saved.id, "reports@example.com")
+    assert (record.client_ip, record.recipients, record.attempts) == (
+        "10.0.0.7",
+        ["alice@example.org"],
+        1,
+    )
+    assert record.message_id == result.message_id
+    assert record.sent_at is not None and record.error_code is None
+
+
+def test_unsaved_settings_are_tested_without_saving(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(tls="implicit")
+    result = send_test_mail(rt, unsaved=as_fields(server.sender()), to="bob@example.org")
+    assert len(server.messages) == 1
+    assert service.list_senders(rt) == []
+    [record] = records(rt)
+    assert record.sender_id is None
+    assert record.status == "sent"
+    assert record.message_id == result.message_id
+
+
+def test_unsaved_edit_without_password_uses_the_stored_one(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
+    saved = service.create_sender(rt, as_fields(server.sender(encryption="none")))
+    edited = {"encryption": "tls", "display_name": "Edited Name", "password": ""}
+    send_test_mail(rt, sender_id=saved.id, unsaved=edited, to="carol@example.org")
+    [received] = server.messages
+    assert b"Edited Name" in received.content
+    assert service.get_sender(rt, saved.id).encryption == "none"  # nothing was saved
+
+
+def test_failure_returns_the_diagnosis_and_is_recorded(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
+    saved = service.create_sender(rt, as_fields(server.sender(password="wrong-password")))
+    with pytest.raises(DeliveryError) as caught:
+        send_test_mail(rt, sender_id=saved.id, to="alice@example.org")
+    assert caught.value.code == "smtp_auth_failed"
+    assert caught.value.smtp_code == 535
+    [record] = records(rt)
+    assert (record.status, record.kind, record.error_code, record.smtp_code) == (
+        "failed", "test", "smtp_auth_failed", 535,
+    )  # fmt: skip
+    assert record.error_hint == caught.value.hint
+    assert "wrong-password" not in f"{record.error_message} {record.error_hint}"
+
+
+def test_bad_recipient_is_a_validation_error_and_nothing_is_sent(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server()
+    with pytest.raises(ValidationError) as caught:
+        send_test_mail(rt, unsaved=as_fields(server.sender()), to="alice@example.org)<b@x.com>")
+    assert "to" in caught.value.fields
+    assert server.messages == []
+    assert records(rt) == []
+
+
+def test_invalid_unsaved_settings_are_validation_errors(rt: Runtime) -> None:
+    with pytest.raises(ValidationError) as caught:
+        send_test_mail(rt, unsaved={"smtp_host": "x@qq.com", "display_name": ""}, to="a@b.org")
+    assert {"smtp_host", "display_name", "address"} <= set(caught.value.fields)
+    with pytest.raises(ValidationError):
+        send_test_mail(rt, to="a@example.org")

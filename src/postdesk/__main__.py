@@ -1,0 +1,5 @@
+"""``python -m postdesk`` runs the CLI."""
+
+from postdesk.cli.app import main
+
+main()

@@ -1,0 +1,315 @@
+"""The ``postdesk`` command as users and scripts run it: a real process, real storage."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from postdesk import __version__
+
+SECRET = "Zq9-cli-secret-ÄÖ-4411"
+
+
+class Cli:
+    """Runs ``python -m postdesk`` with its own POSTDESK_HOME."""
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        self.home = home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("POSTDESK_")}
+        self.env["POSTDESK_HOME"] = str(home)
+        self.env["COLUMNS"] = "200"
+        if database_url:
+            self.env["POSTDESK_DATABASE_URL"] = database_url
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "postdesk", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def add_sender(self, *extra: str, address: str = "reports@example.com") -> int:
+        done = self(
+            "sender", "add", "--host", "smtp.example.com", "--port", "587", "--encryption",
+            "tls", "--address", address, "--display-name", "Reports", *extra,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "home")
+
+
+def test_version(cli: Cli) -> None:
+    done = cli("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"postdesk {__version__}"
+
+
+def test_add_prints_the_id_alone_and_never_the_password(cli: Cli) -> None:
+    done = cli(
+        "sender", "add", "--preset", "qq", "--address", "bi#reports&ops@example.com",
+        "--display-name", "BI Reports", "--password-stdin", stdin=SECRET + "\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sender_id = int(done.stdout)
+    listing = cli("sender", "list", "--json")
+    shown = cli("sender", "show", str(sender_id), "--json")
+    table = cli("sender", "list")
+    for output in (done, listing, shown, table):
+        assert SECRET not in output.stdout + output.stderr
+    [sender] = json.loads(listing.stdout)
+    assert sender == json.loads(shown.stdout)
+    assert sender["id"] == sender_id
+    assert sender["has_password"] is True
+    assert (sender["smtp_host"], sender["port"], sender["encryption"]) == (
+        "smtp.qq.com",
+        465,
+        "ssl",
+    )
+    assert "bi#reports&ops@example.com" in table.stdout
+
+
+def test_invalid_input_exits_2_with_code_message_and_hint(cli: Cli) -> None:
+    done = cli(
+        "sender", "add", "--host", "reports@qq.com", "--address", "alice@example.org)<bob@x.com>",
+        "--display-name", " ",
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("error: validation_error: ")
+    assert "smtp_host" in lines[0] and "address" in lines[0] and "display_name" in lines[0]
+    assert lines[1].startswith("hint: ")
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_duplicate_address_exits_2_sender_exists(cli: Cli) -> None:
+    cli.add_sender()
+    done = cli(
+        "sender", "add", "--host", "smtp.example.com", "--address", "Reports@example.com",
+        "--display-name", "Again",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: sender_exists: ")
+
+
+def test_edit_keeps_password_unless_replaced(cli: Cli) -> None:
+    sender_id = cli.add_sender("--password-stdin")
+    assert cli("sender", "show", str(sender_id), "--json").returncode == 0
+    edited = cli("sender", "edit", str(sender_id), "--display-name", "Renamed")
+    assert edited.returncode == 0, edited.stderr
+    shown = json.loads(cli("sender", "show", str(sender_id), "--json").stdout)
+    assert shown["display_name"] == "Renamed"
+    assert shown["has_password"] is False  # --password-stdin got an empty stdin: no password
+    cli("sender", "edit", str(sender_id), "--password-stdin", stdin="code\n")
+    cli("sender", "edit", str(sender_id), "--port", "25")
+    assert json.loads(cli("sender", "show", str(sender_id), "--json").stdout)["has_password"]
+    cli("sender", "edit", str(sender_id), "--clear-password")
+    assert not json.loads(cli("sender", "show", str(sender_id), "--json").stdout)["has_password"]
+
+
+def test_default_sender_show_set_clear_and_delete(cli: Cli) -> None:
+    first = cli.add_sender()
+    second = cli.add_sender(address="alerts@example.com")
+    assert "not configured" in cli("sender", "default").stdout
+    assert cli("sender", "default", str(first)).returncode == 0
+    assert json.loads(cli("sender", "default", "--json").stdout) == {
+        "default_sender_id": first,
+        "configured": True,
+    }
+    deleted = cli("sender", "delete", str(first))
+    assert deleted.returncode == 0
+    assert "not configured" in deleted.stderr
+    assert json.loads(cli("sender", "default", "--json").stdout)["configured"] is False
+    cli("sender", "default", str(second))
+    cleared = cli("sender", "default", "--clear", "--json")
+    assert json.loads(cleared.stdout) == {"default_sender_id": None, "configured": False}
+    missing = cli("sender", "default", "999")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: validation_error: ")
+
+
+def test_unknown_sender_exits_2_not_found(cli: Cli) -> None:
+    done = cli("sender", "show", "77")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: not_found: ")
+
+
+def test_providers_lists_the_presets(cli: Cli) -> None:
+    presets = {p["key"]: p for p in json.loads(cli("providers", "--json").stdout)}
+    assert presets["qq"]["smtp_host"] == "smtp.qq.com"
+    assert presets["qq"]["authorization_code"] is True
+    assert set(presets["qq"]) == {
+        "key", "name", "smtp_host", "port", "encryption", "authorization_code", "help",
+    }  # fmt: skip
+
+
+def test_admin_create_reads_the_password_from_stdin(cli: Cli) -> None:
+    done = cli(
+        "admin", "create", "--username", "admin", "--password-stdin", stdin="a long passphrase\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 1
+    again = cli(
+        "admin", "create", "--username", "admin", "--password-stdin", stdin="another passphrase"
+    )
+    assert again.returncode == 2
+    short = cli("admin", "create", "--username", "root2", "--password-stdin", stdin="short")
+    assert short.returncode == 2
+    assert "password" in short.stderr
+
+
+def test_db_upgrade(cli: Cli) -> None:
+    done = cli("db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert "revision" in done.stderr
+
+
+def test_malformed_secret_key_is_a_clear_config_error(cli: Cli) -> None:
+    cli.env["POSTDESK_SECRET_KEY"] = "not-a-key"
+    done = cli("sender", "list")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: config_error: ")
+    assert "hint: " in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_postgresql_database_url(postgres_url: str, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home", postgres_url)
+    sender_id = cli.add_sender()
+    [sender] = json.loads(cli("sender", "list", "--json").stdout)
+    assert sender["id"] == sender_id
+    assert not (tmp_path / "home" / "postdesk.db").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
+        return json.loads(response.read())
+
+
+def test_serve_creates_its_home_answers_healthz_and_stops_on_ctrl_c(cli: Cli) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postdesk", "serve", "--port", str(port)],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + 30
+        while health is None and time.monotonic() < deadline:
+            try:
+                health = get_json(f"http://127.0.0.1:{port}/healthz")
+            except OSError:
+                time.sleep(0.1)
+        assert health is not None, "serve did not answer /healthz"
+        assert health["status"] == "ok"
+        assert health["database"] == "ok"
+        assert health["mail_service_configured"] is False
+        assert (cli.home / "postdesk.db").is_file()
+        assert stat.S_IMODE((cli.home / "secret.key").stat().st_mode) == 0o600
+        assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
+    finally:
+        process.send_signal(2)  # SIGINT, as Ctrl-C sends
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_sender_test_prints_message_id_or_diagnosis(
+    cli: Cli, smtp_server: Any, closed_port: int
+) -> None:
+    server = smtp_server(tls="starttls", credentials=("reports@example.com", "码-code-1"))
+    ca_file = cli.home.parent / "ca.pem"
+    ca_file.write_text(server.ca_pem)
+    sender_id = int(
+        cli(
+            "sender", "add", "--host", server.host, "--port", str(server.port), "--encryption",
+            "tls", "--address", "reports@example.com", "--display-name", "Reports",
+            "--password-stdin", "--ca-cert", str(ca_file), "--timeout", "5",
+            stdin="码-code-1\n",
+        ).stdout
+    )  # fmt: skip
+    sent = cli("sender", "test", str(sender_id), "--to", "alice@example.org")
+    assert sent.returncode == 0, sent.stderr
+    [received] = server.messages
+    assert sent.stdout.strip() in received.content.decode()
+    assert sent.stdout.strip().startswith("<")
+
+    cli("sender", "edit", str(sender_id), "--port", str(closed_port))
+    failed = cli("sender", "test", str(sender_id), "--to", "alice@example.org")
+    assert failed.returncode == 1
+    assert failed.stdout == ""
+    assert "error: smtp_connect_failed: " in failed.stderr
+    assert "hint: " in failed.stderr
+    assert "码-code-1" not in failed.stderr
+
+
+def test_add_with_test_to_saves_only_when_the_test_mail_passes(
+    cli: Cli, smtp_server: Any, closed_port: int
+) -> None:
+    server = smtp_server()
+    common = (
+        "--address",
+        "reports@example.com",
+        "--display-name",
+        "Reports",
+        "--encryption",
+        "none",
+    )
+    refused = cli("sender", "add", "--host", "127.0.0.1", "--port", str(closed_port), *common,
+                  "--test-to", "a@example.org")  # fmt: skip
+    assert refused.returncode == 1
+    assert json.loads(cli("sender", "list", "--json").stdout) == []
+    added = cli("sender", "add", "--host", "127.0.0.1", "--port", str(server.port), *common,
+                "--test-to", "a@example.org")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert len(server.messages) == 1
+
+
+def test_doctor_reports_encryption_certificate_and_auth(
+    cli: Cli, smtp_server: Any, closed_port: int
+) -> None:
+    implicit = smtp_server(tls="implicit", credentials=("u@example.com", "p"))
+    starttls = smtp_server(tls="starttls", credentials=("u@example.com", "p"))
+    done = cli(
+        "doctor", "127.0.0.1", "--port", str(implicit.port), "--port", str(starttls.port),
+        "--port", str(closed_port), "--timeout", "2", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    by_port = {r["port"]: r for r in json.loads(done.stdout)}
+    assert by_port[implicit.port]["encryption"] == "ssl"
+    assert by_port[starttls.port]["encryption"] == "tls"
+    assert by_port[closed_port]["mode"] == "no_answer"
+    assert by_port[closed_port]["error"]["code"] == "smtp_connect_failed"
+    cert = by_port[implicit.port]["certificate"]
+    assert cert["trusted"] is False  # the test CA is not in the system store
+    assert cert["issuer"] and cert["subject"] and cert["not_after"]
+    assert "PLAIN" in by_port[starttls.port]["auth_methods"]
+    table = cli("doctor", "127.0.0.1", "--port", str(starttls.port), "--timeout", "2")
+    assert "TLS Encryption" in table.stdout
+    nothing = cli("doctor", "127.0.0.1", "--port", str(closed_port), "--timeout", "1")
+    assert nothing.returncode == 1

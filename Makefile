@@ -1,0 +1,47 @@
+# postdesk: `make run` starts the service on SQLite; `make test` checks everything.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8700
+
+.PHONY: run test check lint types imports pytest format clean
+
+run: $(VENV)/.run-installed
+	$(BIN)/postdesk serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.test-installed check pytest
+
+check: lint types imports
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests
+
+types: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+imports: $(VENV)/.test-installed
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.test-installed
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	touch $@
+
+$(VENV)/.run-installed: $(VENV)/.created pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.created pyproject.toml
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -94,7 +94,9 @@ def list_(as_json: Json = False) -> None:
     if not senders:
         stderr.print("No senders yet — add one with: postdesk sender add")
         return
-    table = Table("ID", "Default", "Sender Address", "Displayed Name", "Mail Server", "Encryption")
+    table = Table()
+    for title in ("ID", "Default", "Sender Address", "Displayed Name", "Mail Server", "Encryption"):
+        table.add_column(title, overflow="fold")
     for s in senders:
         table.add_row(
             str(s.id),
@@ -161,7 +163,7 @@ def edit(
         patch["ca_cert_pem"] = None
     with runtime() as rt:
         sender = service.update_sender(rt, sender_id, patch)
-    print_value(sender.id)
+    stderr.print(f"updated sender {sender.id}")
 
 
 @app.command("delete")

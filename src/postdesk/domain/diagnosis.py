@@ -291,7 +291,7 @@ def _server_words_hint(code: int, text: str, transient: bool) -> str:
 _REPLY_HINTS = {
     DiagnosisCode.THROTTLED: lambda where: (
         f"{where} is limiting the rate (or is busy): wait about a minute and try again; "
-        "postdesk retries by itself. If it keeps happening, lower max_per_minute for this "
+        "queued mail is retried by itself. If it keeps happening, lower max_per_minute for this "
         "sender."
     ),
     DiagnosisCode.AUTH_FAILED: lambda where: (

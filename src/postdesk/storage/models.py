@@ -12,6 +12,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -77,6 +78,11 @@ class Sender(Base):
     timeout_s: Mapped[float] = mapped_column(Float, default=30.0)
     max_per_minute: Mapped[int | None] = mapped_column(Integer)
     preset: Mapped[str | None] = mapped_column(String(32))
+    # An authentication failure holds the sender's queue (instead of burning every
+    # message's retries) until the sender is edited, a test mail passes, or held_until.
+    held_until: Mapped[datetime | None] = mapped_column()
+    hold_code: Mapped[str | None] = mapped_column(String(64))
+    hold_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -106,6 +112,32 @@ class Admin(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ApiToken(Base):
+    """An API token (scope ``admin`` or ``send``); only its SHA-256 hash is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+
+class AdminSession(Base):
+    """A web login: the cookie's SHA-256 hash, its CSRF token and its expiry."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_id: Mapped[int] = mapped_column(ForeignKey("admins.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class Message(Base):
     """One mail and its sending record (kinds: message, test, verification_code).
 
@@ -113,11 +145,17 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
+    __table_args__ = (
+        # The worker's claim query: due messages of a status, oldest due first.
+        Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(24), default="message")
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
-    sender_id: Mapped[int | None] = mapped_column(ForeignKey("senders.id", ondelete="SET NULL"))
+    sender_id: Mapped[int | None] = mapped_column(
+        ForeignKey("senders.id", ondelete="SET NULL"), index=True
+    )
     sender_address: Mapped[str] = mapped_column(String(320))
     sender_name: Mapped[str] = mapped_column(String(200))
     client_ip: Mapped[str | None] = mapped_column(String(45))
@@ -126,6 +164,23 @@ class Message(Base):
     template_name: Mapped[str] = mapped_column(String(255), default="")
     resources: Mapped[list[str]] = mapped_column(JSON, default=list)
     message_id: Mapped[str | None] = mapped_column(String(255))
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    to_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    bcc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Lower-cased recipients, one per line: what the "Receive Email" filter searches.
+    recipients_search: Mapped[str] = mapped_column(Text, default="")
+    # Per-recipient outcome when only some recipients were refused: address -> reply.
+    recipient_results: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    html: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    # A claimed message belongs to lease_owner until lease_until; then anyone may retry it.
+    lease_until: Mapped[datetime | None] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -133,6 +188,59 @@ class Message(Base):
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Attachment(Base):
+    """A file carried by a message, stored base64-encoded as it goes on the wire."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(255))  # inline images (cid:)
+    size: Mapped[int] = mapped_column(Integer)  # decoded bytes
+    encoded: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Attempt(Base):
+    """One SMTP attempt of a message and how it ended."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | retrying | failed
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)  # the server's words
+
+
+class VerificationCode(Base):
+    """A one-time code mailed to an address; only its hash is kept."""
+
+    __tablename__ = "verification_codes"
+    __table_args__ = (
+        Index("ix_verification_codes_email_key_created_at", "email_key", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_key: Mapped[str] = mapped_column(String(320))
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    failed_guesses: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column()
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
 
 
 class KeyCheck(Base):

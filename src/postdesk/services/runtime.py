@@ -31,6 +31,13 @@ class Runtime:
     sessions: sessionmaker[Session]
     secrets: SecretBox
     clock: Clock = field(default=system_clock)
+    # Called after messages are committed to the queue (the embedded worker wakes up,
+    # or a task is sent to the broker). Hooks must be quick and must not raise.
+    submitted_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    def notify_submitted(self) -> None:
+        for hook in self.submitted_hooks:
+            hook()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
 from postdesk.domain.mail import TEST_MAIL_SUBJECT, OutgoingMail, build_test_mail
+from postdesk.domain.records import recipients_search_text
 from postdesk.domain.senders import SenderSettings, validate_sender
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.runtime import Runtime
@@ -105,6 +106,10 @@ def _record(
         sender_name=settings.display_name,
         client_ip=client_ip,
         recipients=[str(recipient)],
+        to_addrs=[str(recipient)],
+        cc_addrs=[],
+        bcc_addrs=[],
+        recipients_search=recipients_search_text([str(recipient)]),
         subject=TEST_MAIL_SUBJECT,
         template_name="",
         resources=[],

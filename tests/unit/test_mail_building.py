@@ -47,7 +47,8 @@ def test_bcc_gets_the_mail_but_is_not_in_the_headers() -> None:
         subject="Daily report",
         html_body="<p>hi</p>",
         text_body=None,
-        now=NOW,
+        message_id="<daily@example.com>",
+        date=NOW,
     )
     assert mail.recipients == ("a@example.org", "c@example.org", "hidden@example.org")
     assert b"hidden@example.org" not in mail.data

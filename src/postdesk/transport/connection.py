@@ -13,7 +13,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -30,8 +30,12 @@ from postdesk.transport.tls import sender_context
 
 AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
-_CHUNK = 64 * 1024
+_PIECE = 64 * 1024  # what one sendall() pushes; memoryview chunks are copied this much at a time
+
+# A message: one buffer, or a sequence of chunks that the connection streams in order
+# without joining them (``postdesk.domain.mail.OutgoingMail.chunks``). A sequence, not a
+# one-shot iterator: it is read twice, once to measure it (SIZE) and once to send it.
+MessageData = bytes | Sequence[bytes | memoryview]
 
 
 @dataclass
@@ -155,22 +159,23 @@ class SmtpConnection:
         *,
         envelope_from: str,
         recipients: Sequence[str],
-        message: bytes,
+        message: MessageData,
         smtputf8: bool = False,
     ) -> SendOutcome:
-        """Send one message (bytes of a whole RFC 5322 message) in one SMTP transaction.
+        """Send one message in one SMTP transaction.
 
-        Bare LF line ends become CRLF. SMTPUTF8 is asked for when ``smtputf8`` is set or an
-        address is not ASCII. Raises ``DeliveryError`` when the message was not accepted
-        for any recipient; recipients refused while others were accepted are reported in
-        the outcome instead.
+        ``message`` is a whole RFC 5322 message: bytes, or a sequence of byte chunks
+        (``bytes`` or ``memoryview``) streamed in order without being joined. Bare LF and
+        lone CR line ends become CRLF, even across chunk boundaries. SMTPUTF8 is asked for
+        when ``smtputf8`` is set or an address is not ASCII. Raises ``DeliveryError`` when
+        the message was not accepted for any recipient; recipients refused while others
+        were accepted are reported in the outcome instead.
         """
         if not recipients:
             raise ValueError("a message needs at least one recipient")
-        data = _LINE_END.sub(b"\r\n", message)
         smtputf8 = smtputf8 or not all(a.isascii() for a in (envelope_from, *recipients))
         try:
-            return self._transaction(envelope_from, recipients, data, smtputf8)
+            return self._transaction(envelope_from, recipients, message, smtputf8)
         except OSError as exc:
             self._after_failure(exc)
             # "from None": the library error may quote the server, which may echo a secret;
@@ -189,12 +194,13 @@ class SmtpConnection:
             client.close()
 
     def _transaction(
-        self, envelope_from: str, recipients: Sequence[str], data: bytes, smtputf8: bool
+        self, envelope_from: str, recipients: Sequence[str], message: MessageData, smtputf8: bool
     ) -> SendOutcome:
         client = self._client
-        self._check_size(len(data))
+        size, eight_bit = measure(message)
+        self._check_size(size)
         client.stage = Stage.MAIL
-        options = self._mail_options(data, smtputf8)
+        options = self._mail_options(size, eight_bit, smtputf8)
         client.command_encoding = "utf-8" if smtputf8 else "ascii"
         code, text = client.docmd("MAIL", f"FROM:<{envelope_from}>{options}")
         if code != 250:
@@ -206,7 +212,7 @@ class SmtpConnection:
                 {rcpt: (code, text.encode("utf-8")) for rcpt, (code, text) in refused.items()}
             )
         client.stage = Stage.DATA
-        reply = self._data(data)
+        reply = self._data(message)
         return SendOutcome(accepted=accepted, refused=refused, reply=reply)
 
     def _check_size(self, size: int) -> None:
@@ -221,12 +227,12 @@ class SmtpConnection:
                 secrets=secrets_of(self._sender),
             )
 
-    def _mail_options(self, data: bytes, smtputf8: bool) -> str:
+    def _mail_options(self, size: int, eight_bit: bool, smtputf8: bool) -> str:
         client = self._client
         options = []
         if client.has_extn("size"):
-            options.append(f"SIZE={len(data)}")
-        if not data.isascii() and client.has_extn("8bitmime"):
+            options.append(f"SIZE={size}")
+        if eight_bit and client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         if smtputf8:
             if not client.has_extn("smtputf8"):
@@ -251,19 +257,15 @@ class SmtpConnection:
                 raise smtplib.SMTPRecipientsRefused({rcpt: (code, text)})
         return accepted, refused
 
-    def _data(self, data: bytes) -> str:
+    def _data(self, message: MessageData) -> str:
         client = self._client
         code, text = client.docmd("DATA")
         if code != 354:
             raise smtplib.SMTPDataError(code, text)
-        stuffed = _DOT_AT_LINE_START.sub(b"..", data)
-        if not stuffed.endswith(b"\r\n"):
-            stuffed += b"\r\n"
-        stuffed += b".\r\n"
-        # Send in chunks: a socket timeout bounds each sendall() as a whole, and the timeout
+        # Send in pieces: a socket timeout bounds each sendall() as a whole, and the timeout
         # is meant for the server's replies, not for pushing 25 MiB through a slow link.
-        for start in range(0, len(stuffed), _CHUNK):
-            client.send(stuffed[start : start + _CHUNK])
+        for piece in data_pieces(message):
+            client.send(piece)
         code, text = client.getreply()
         if not 200 <= code <= 299:
             raise smtplib.SMTPDataError(code, text)
@@ -307,7 +309,7 @@ def send_message(
     sender: SenderSettings,
     *,
     recipients: Sequence[str],
-    message: bytes,
+    message: MessageData,
     envelope_from: str | None = None,
     smtputf8: bool = False,
 ) -> SendOutcome:
@@ -322,6 +324,75 @@ def send_message(
             message=message,
             smtputf8=smtputf8,
         )
+
+
+def measure(message: MessageData) -> tuple[int, bool]:
+    """The size SIZE declares (line ends counted as CRLF) and whether there are 8-bit bytes."""
+    size = 0
+    eight_bit = False
+    for piece in _crlf_pieces(message):
+        size += len(piece)
+        eight_bit = eight_bit or not piece.isascii()
+    return size, eight_bit
+
+
+def data_pieces(message: MessageData) -> Iterator[bytes]:
+    """The DATA stream: CRLF line ends, dot-stuffed, ending with the final dot line.
+
+    Pieces are at most about 64 KiB; small ones are gathered so that a short message
+    goes out in one write.
+    """
+    gathered: list[bytes] = []
+    size = 0
+    at_line_start = True
+    for piece in _crlf_pieces(message):
+        if at_line_start and piece.startswith(b"."):
+            piece = b"." + piece
+        if b"\n." in piece:
+            piece = piece.replace(b"\n.", b"\n..")
+        at_line_start = piece.endswith(b"\n")
+        gathered.append(piece)
+        size += len(piece)
+        if size >= _PIECE:
+            yield b"".join(gathered)
+            gathered, size = [], 0
+    gathered.append(b".\r\n" if at_line_start else b"\r\n.\r\n")
+    yield b"".join(gathered)
+
+
+def _crlf_pieces(message: MessageData) -> Iterator[bytes]:
+    """The message in pieces with CRLF line ends, a CR at a piece's end held for the next."""
+    held_cr = False
+    for piece in _raw_pieces(message):
+        if held_cr:
+            piece = b"\r" + piece
+            held_cr = False
+        if piece.endswith(b"\r"):
+            held_cr = True
+            piece = piece[:-1]
+        if not _only_crlf(piece):
+            piece = _LINE_END.sub(b"\r\n", piece)
+        if piece:
+            yield piece
+    if held_cr:
+        yield b"\r\n"
+
+
+def _only_crlf(piece: bytes) -> bool:
+    crlf = piece.count(b"\r\n")
+    return piece.count(b"\n") == crlf and piece.count(b"\r") == crlf
+
+
+def _raw_pieces(message: MessageData) -> Iterator[bytes]:
+    """Bytes of at most 64 KiB; a large chunk is copied one piece at a time, never whole."""
+    chunks = (message,) if isinstance(message, bytes | bytearray | memoryview) else message
+    for chunk in chunks:
+        if isinstance(chunk, bytes) and len(chunk) <= _PIECE:
+            yield chunk
+            continue
+        view = memoryview(chunk).cast("B")
+        for start in range(0, view.nbytes, _PIECE):
+            yield bytes(view[start : start + _PIECE])
 
 
 def _log_in(client: StagedClient, login: str, password: str) -> None:

@@ -1,0 +1,264 @@
+"""The plain-text alternative generated from an HTML body."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from postdesk.domain.mail import html_to_text
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        (
+            "<h1>Sales</h1><p>First paragraph.</p><p>Second.</p>",
+            "Sales\n\nFirst paragraph.\n\nSecond.",
+        ),
+        ("<p>one<br>two<br/>three<BR />four</p>", "one\ntwo\nthree\nfour"),
+        ("<p>one<br><br>two</p>", "one\n\ntwo"),
+        ("<div>one</div><div>two</div><div><div>three</div></div>", "one\ntwo\nthree"),
+        (
+            "<div>line</div><div><br></div><div>after a blank line</div>",
+            "line\n\nafter a blank line",
+        ),
+        (
+            "<ul><li>apples</li><li>pears</li></ul><ol><li>first</li></ol>",
+            "- apples\n- pears\n\n- first",
+        ),
+        (
+            "<table><tr><th>Region</th><th>Sales</th></tr>"
+            "<tr><td>North</td><td>1,200</td></tr><tr><td>South</td><td>900</td></tr></table>",
+            "Region Sales\nNorth 1,200\nSouth 900",
+        ),
+        ("  <p>\n   spread   over\n\tlines  </p>\n", "spread over lines"),
+        ("Plain text, no tags.", "Plain text, no tags."),
+        ("", ""),
+    ],
+    ids=[
+        "paragraphs",
+        "line-breaks",
+        "two-breaks",
+        "blocks",
+        "gmail-blank-line",
+        "lists",
+        "table",
+        "whitespace",
+        "no-tags",
+        "empty",
+    ],
+)
+def test_layout(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        (
+            '<a href="https://bi.example.com/r/42">the report</a>',
+            "the report (https://bi.example.com/r/42)",
+        ),
+        (
+            "<a href='https://x.example/a?b=1&amp;c=2'>link</a>",
+            "link (https://x.example/a?b=1&c=2)",
+        ),
+        ("<a class=btn href=https://x.example/>Open</a>", "Open (https://x.example/)"),
+        ('<a href="https://x.example/">https://x.example/</a>', "https://x.example/"),
+        ('<a href="mailto:bi@example.com">bi@example.com</a>', "bi@example.com"),
+        ('<a href="mailto:bi@example.com">write to us</a>', "write to us (mailto:bi@example.com)"),
+        ('<a href="#top">Back to top</a>', "Back to top"),
+        ('<a href="javascript:void(0)">Menu</a>', "Menu"),
+        ('<a href="https://x.example/"><img src="cid:logo"></a>', "https://x.example/"),
+        ('<a name="anchor">Section</a>', "Section"),
+        ('<a data-href="https://no.example/">Label</a>', "Label"),
+        ('<A HREF="https://x.example/">Shouting</A>', "Shouting (https://x.example/)"),
+        ('<a href="https://x.example/">never closed', "never closed"),
+        (
+            '<p>See <a href="https://x.example/"><b>bold</b> link</a>.</p>',
+            "See bold link (https://x.example/).",
+        ),
+    ],
+)
+def test_links_read_text_then_url(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>Fish &amp; chips &lt;3 &#8364;5 &euro;6 &#x4E2D;</p>", "Fish & chips <3 €5 €6 中"),
+        ("<p>a&nbsp;b&nbsp;&nbsp;c</p>", "a b  c"),
+        ("<p>a &gt; b and c > d</p>", "a > b and c > d"),
+        ("<p>if a < b then</p>", "if a < b then"),
+    ],
+)
+def test_entities_are_decoded(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<html><head><title>Title</title><style>p{color:red}</style></head><body><p>Body</p></body></html>",
+        "<!DOCTYPE html><html><body><p>Body</p></body></html>",
+        '<?xml version="1.0"?><p>Body</p>',
+        "<p>Body</p><script>if (a<b && c>d) { alert('<p>x</p>') }</script>",
+        "<SCRIPT type='text/javascript'>var x = '<div>';</SCRIPT><p>Body</p>",
+        "<Style>p > b { color: red }</Style><p>Body</p>",
+        "<!-- a comment with <p>tags</p> --><p>Body</p>",
+        "<!--[if mso]><table><tr><td>Outlook only</td></tr></table><![endif]--><p>Body</p>",
+        "<template><p>Not shown</p></template><p>Body</p>",
+        "<p>Body</p><!-- unterminated comment <p>hidden</p>",
+        '<p>Body</p><o:p></o:p><img alt="x > y" src="cid:logo">',
+        "<title>Only a title outside head</title><p>Body</p>",
+    ],
+    ids=[
+        "head",
+        "doctype",
+        "xml-declaration",
+        "script-with-lt",
+        "uppercase-script",
+        "mixed-case-style",
+        "comment",
+        "conditional-comment",
+        "template",
+        "unterminated-comment",
+        "office-tags-and-quoted-gt",
+        "stray-title",
+    ],
+)
+def test_invisible_content_is_dropped(html: str) -> None:
+    assert html_to_text(html) == "Body"
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<style>p { color: red }</style>After",
+        "<title>Title</title>After",
+        "<head><title>T</title><style>x</style></head>After",
+        "<head><meta charset=utf-8>After",
+        "<html><head><title>T</title><body>After</body></html>",
+        "<head><link rel=stylesheet href=x.css></head>\n<p>After</p>",
+        "<template>hidden</template>After",
+    ],
+)
+def test_text_right_after_a_hidden_element_stays(html: str) -> None:
+    assert html_to_text(html) == "After"
+
+
+def test_an_unclosed_style_hides_the_rest() -> None:
+    assert html_to_text("<p>Before</p><style>p { color: red }") == "Before"
+
+
+def test_preformatted_text_keeps_its_lines_and_spaces() -> None:
+    html = "<p>Totals:</p><pre>Region   Sales\nNorth    1,200\n  South    900</pre><p>End</p>"
+    assert html_to_text(html) == "Totals:\n\nRegion   Sales\nNorth    1,200\n  South    900\n\nEnd"
+
+
+def test_uppercase_tags_from_office_tools() -> None:
+    assert html_to_text(
+        "<P>One</P><P>Two<BR>Three</P><TABLE><TR><TD>a</TD><TD>b</TD></TR></TABLE>"
+    ) == ("One\n\nTwo\nThree\n\na b")
+
+
+def test_attribute_values_with_angle_brackets_do_not_leak() -> None:
+    html = '<p title="a > b">Text</p><img alt=\'1 > 0\' src="x.png"><p data-x="<b>">More</p>'
+    assert html_to_text(html) == "Text\n\nMore"
+
+
+def test_non_ascii_text_and_wide_spaces() -> None:
+    html = "<p>您好，<br>本月销售报表已生成。</p><p>Grüße\u3000aus München</p>"
+    assert html_to_text(html) == "您好，\n本月销售报表已生成。\n\nGrüße aus München"
+
+
+# --- properties ---------------------------------------------------------------------------
+
+HIDDEN_MARK = "zzhidden"  # never a generated word: words are at most 12 characters, no "zz" prefix
+ATTRIBUTE_MARK = "_attr_"  # words have no underscore
+
+words = st.text(
+    st.characters(whitelist_categories=("Lu", "Ll", "Lo", "Nd")), min_size=1, max_size=12
+).filter(lambda w: not w.lower().startswith("zz"))
+tag_names = st.sampled_from(
+    [
+        "p",
+        "div",
+        "span",
+        "b",
+        "I",
+        "td",
+        "tr",
+        "table",
+        "li",
+        "ul",
+        "h2",
+        "a",
+        "font",
+        "EM",
+        "blockquote",
+    ]
+)
+attribute_values = st.sampled_from(
+    [
+        f'"{ATTRIBUTE_MARK}1"',
+        f"'{ATTRIBUTE_MARK} > 2'",
+        f'"{ATTRIBUTE_MARK} < 3"',
+        f"{ATTRIBUTE_MARK}4",
+    ]
+)
+
+
+@st.composite
+def elements(draw: st.DrawFn, depth: int = 0) -> tuple[str, list[str]]:
+    """An HTML fragment and the visible words in it, in order."""
+    pieces: list[str] = []
+    visible: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["word", "word", "element", "hidden", "break"]))
+        if kind == "word" or (kind == "element" and depth >= 3):
+            word = draw(words)
+            pieces.append(f" {word} ")
+            visible.append(word)
+        elif kind == "element":
+            name = draw(tag_names)
+            attribute = draw(attribute_values)
+            inner, inner_words = draw(elements(depth + 1))
+            pieces.append(f"<{name} title={attribute}>{inner}</{name}>")
+            visible += inner_words
+        elif kind == "hidden":
+            name = draw(st.sampled_from(["script", "style", "title", "template"]))
+            # Only script, style and title hold text that merely looks like tags.
+            tricky = "if (a<b) { x = '<p>' }" if name != "template" else "<b>x</b>"
+            content = draw(st.sampled_from([tricky, "a { b: c }", ""]))
+            pieces.append(f"<{name}>{HIDDEN_MARK} {content}</{name}>")
+        else:
+            pieces.append(
+                draw(st.sampled_from(["<br>", "<br/>", "<hr>", "<!-- c <b> -->", "&nbsp;"]))
+            )
+    return "".join(pieces), visible
+
+
+@settings(max_examples=300)
+@given(elements())
+def test_never_returns_markup_and_keeps_the_visible_words(fragment: tuple[str, list[str]]) -> None:
+    html, visible = fragment
+    text = html_to_text(html)
+    assert "<" not in text and ">" not in text
+    assert HIDDEN_MARK not in text
+    assert ATTRIBUTE_MARK not in text
+    position = 0
+    for word in visible:
+        found = text.find(word, position)
+        assert found >= 0, (word, text)
+        position = found + len(word)
+
+
+@given(st.text(max_size=500))
+def test_any_input_gives_clean_text(html: str) -> None:
+    text = html_to_text(html)
+    assert text == text.strip()
+    assert "\n\n\n" not in text
+    assert not any(line != line.strip(" ") for line in text.split("\n") if line.strip())

@@ -19,7 +19,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from postdesk.domain.addresses import parse_address
-from postdesk.domain.mail import build_mail, html_to_text, new_message_id
+from postdesk.domain.html_text import html_to_text
+from postdesk.domain.mail import build_mail, new_message_id
 from postdesk.domain.senders import validate_sender
 
 SENDER = validate_sender(

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from postdesk.domain.addresses import parse_address
-from postdesk.domain.mail import build_mail, encode_attachment
+from postdesk.domain.attachments import encode_attachment
+from postdesk.domain.mail import build_mail
 from postdesk.errors import DeliveryError
 from postdesk.transport import open_connection, send_message
 from postdesk.transport.connection import MessageData, data_pieces, measure

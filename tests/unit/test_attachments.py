@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postdesk.domain.addresses import parse_address
-from postdesk.domain.mail import (
+from postdesk.domain.attachments import (
     MAX_FILENAME,
     AttachmentPart,
     MailContentError,
-    build_mail,
     decode_base64_attachment,
     encode_attachment,
     sanitise_filename,
 )
+from postdesk.domain.mail import build_mail
 from postdesk.domain.senders import validate_sender
 
 SENDER = validate_sender(

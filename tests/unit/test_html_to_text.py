@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postdesk.domain.mail import html_to_text
+from postdesk.domain.html_text import html_to_text
 
 
 @pytest.mark.parametrize(

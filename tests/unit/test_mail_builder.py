@@ -17,14 +17,8 @@ from hypothesis import strategies as st
 
 from postdesk.domain import mail as mail_module
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
-from postdesk.domain.mail import (
-    AttachmentPart,
-    MailContentError,
-    OutgoingMail,
-    build_mail,
-    encode_attachment,
-    new_message_id,
-)
+from postdesk.domain.attachments import AttachmentPart, MailContentError, encode_attachment
+from postdesk.domain.mail import OutgoingMail, build_mail, new_message_id
 from postdesk.domain.senders import SenderSettings, validate_sender
 
 NOW = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)

@@ -176,3 +176,20 @@ def test_password_is_in_no_file_under_home(rt: Runtime, tmp_path: Path) -> None:
         content = path.read_bytes()
         assert SECRET.encode() not in content, path.name
         assert SECRET.encode("utf-16-le") not in content, path.name
+
+
+def test_editing_a_held_sender_releases_its_queue(rt: Runtime) -> None:
+    view = service.create_sender(rt, sender_fields(password="old-code"))
+    with rt.transaction() as session:
+        row = session.get(Sender, view.id)
+        assert row is not None
+        row.hold_code, row.hold_message = "smtp_auth_failed", "535 bad login"
+        row.held_until = rt.clock()
+    woken: list[bool] = []
+    rt.submitted_hooks.append(lambda: woken.append(True))
+    service.update_sender(rt, view.id, {"password": "new-code"})
+    with rt.transaction() as session:
+        row = session.get(Sender, view.id)
+        assert row is not None
+        assert (row.hold_code, row.held_until) == (None, None)
+    assert woken == [True]

@@ -98,7 +98,12 @@ def update_sender(rt: Runtime, sender_id: int, patch: Mapping[str, Any]) -> Send
             raise _exists(settings)
         _store(row, settings, rt.secrets, now=rt.clock())
         _flush_unique(session, settings)
-        return _view(row, repo.default_sender_id(session))
+        # An edit (a new password, usually) ends a hold after an authentication failure.
+        released = repo.release_sender_hold(session, row.id)
+        view = _view(row, repo.default_sender_id(session))
+    if released:
+        rt.notify_submitted()
+    return view
 
 
 def delete_sender(rt: Runtime, sender_id: int) -> None:

@@ -20,6 +20,7 @@ from postdesk.services.senders import (
     sender_settings,
 )
 from postdesk.storage.models import Message
+from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import send_message
 
 
@@ -59,7 +60,17 @@ def send_test_mail(
         _record(rt, settings, sender_id, mail, recipient, started, client_ip, exc)
         raise
     record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, None)
+    if sender_id is not None and unsaved is None:
+        _release_hold(rt, sender_id)
     return TestMailResult(message_id=mail.message_id, record_id=record_id)
+
+
+def _release_hold(rt: Runtime, sender_id: int) -> None:
+    """The saved sender works again: its queue, held after a login failure, resumes now."""
+    with rt.transaction() as session:
+        released = release_sender_hold(session, sender_id)
+    if released:
+        rt.notify_submitted()
 
 
 def _recipient(to: str) -> MailAddress:

@@ -1,4 +1,4 @@
-"""Queries the services use: senders, the default-sender row, administrators and records."""
+"""Queries the services use: senders and their hold, the default sender, administrators."""
 
 from __future__ import annotations
 
@@ -60,3 +60,18 @@ def find_admin(session: Session, username: str) -> Admin | None:
 
 def count_admins(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Admin)) or 0)
+
+
+def release_sender_hold(session: Session, sender_id: int) -> bool:
+    """End a sender's hold now (it was edited, or a test mail passed); True if it was held.
+
+    Its messages are claimed again at the next poll; call ``Runtime.notify_submitted``
+    after the commit to wake the embedded worker at once.
+    """
+    result = session.execute(
+        update(Sender)
+        .where(Sender.id == sender_id, Sender.hold_code.is_not(None))
+        .values(held_until=None, hold_code=None, hold_message=None, updated_at=Sender.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

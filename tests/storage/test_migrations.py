@@ -25,6 +25,20 @@ from postdesk.storage.models import Base
 
 TABLES = set(Base.metadata.tables)
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+# Record-search tables and indexes (revision 0003: FTS5, trigram and expression indexes) are
+# not in the models; migrations/env.py leaves them out of the comparison by this same prefix.
+# tests/integration/test_record_plans.py checks that they exist.
+SEARCH_PREFIX = "search_"
+
+
+# SQLite cannot reflect the expression index search_messages_sender and says so.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Skipped unsupported reflection of expression-based index search_"
+)
+
+
+def _not_search(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ in ("table", "index") and (name or "").startswith(SEARCH_PREFIX))
 
 
 @pytest.fixture
@@ -35,7 +49,8 @@ def blank_engine(blank_database_url: str) -> Iterator[Engine]:
 
 
 def _tables(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    names = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    return {name for name in names if not name.startswith(SEARCH_PREFIX)}
 
 
 def test_upgrade_downgrade_upgrade(blank_engine: Engine) -> None:
@@ -67,7 +82,9 @@ def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
 
 def test_models_match_migrations(engine: Engine) -> None:
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": _not_search}
+        )
         differences = compare_metadata(context, Base.metadata)
     assert differences == []
 
@@ -81,6 +98,7 @@ def test_constraints_and_indexes_are_named_as_in_the_models(engine: Engine) -> N
         # Some dialects list the index behind a unique constraint as an index too.
         unique = {u["name"] for u in inspector.get_unique_constraints(name)}
         indexes = {i["name"] for i in inspector.get_indexes(name)} - unique
+        indexes = {i for i in indexes if not i.startswith(SEARCH_PREFIX)}
         assert indexes == {i.name for i in table.indexes}, name
     for table in ("mail_settings", "key_check"):
         checks = inspector.get_check_constraints(table)

@@ -12,11 +12,22 @@ from sqlalchemy.engine import Connection
 
 from postdesk.storage.models import Base
 
+# Record-search structures (revision 0003): trigram GIN indexes, SQLite's FTS5 table and its
+# shadow tables, and expression indexes SQLite cannot reflect. The models do not declare
+# them, so comparing the models with the database must leave them out.
+SEARCH_PREFIX = "search_"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic name filter: everything but the record-search tables and indexes."""
+    return not (type_ in ("table", "index") and (name or "").startswith(SEARCH_PREFIX))
+
 
 def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
+        include_name=include_name,
         # SQLite can barely ALTER a table; batch mode copies it instead (autogenerate too).
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8700
 
-.PHONY: run test check lint types imports pytest format clean
+.PHONY: run test check lint types imports pytest format bench clean
 
 run: $(VENV)/.run-installed
 	$(BIN)/postdesk serve --host $(HOST) --port $(PORT)
@@ -26,6 +26,10 @@ imports: $(VENV)/.test-installed
 
 pytest: $(VENV)/.test-installed
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/bench_builder.py
+	$(BIN)/python bench/bench_records.py
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff format src tests

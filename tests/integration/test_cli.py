@@ -7,6 +7,8 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -217,99 +219,77 @@ def test_serve_creates_its_home_answers_healthz_and_stops_on_ctrl_c(cli: Cli) ->
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
     try:
-        health = None
-        deadline = time.monotonic() + 30
-        while health is None and time.monotonic() < deadline:
-            try:
-                health = get_json(f"http://127.0.0.1:{port}/healthz")
-            except OSError:
-                time.sleep(0.1)
-        assert health is not None, "serve did not answer /healthz"
+        startup = read_until(process.stderr, "listening on")
+        [link] = [line.strip() for line in startup if "/setup?token=" in line]
+        health = wait_for_health(port)
         assert health["status"] == "ok"
         assert health["database"] == "ok"
         assert health["mail_service_configured"] is False
+        assert health["worker"]["running"] is True
         assert (cli.home / "postdesk.db").is_file()
         assert stat.S_IMODE((cli.home / "secret.key").stat().st_mode) == 0o600
         assert stat.S_IMODE(cli.home.stat().st_mode) == 0o700
+        use_setup_link(link)
     finally:
         process.send_signal(2)  # SIGINT, as Ctrl-C sends
-        _out, err = process.communicate(timeout=30)
-    assert process.returncode == 0, err
-    assert "Traceback" not in err
+        out, rest = process.communicate(timeout=30)
+    assert process.returncode == 0, rest
+    log = "".join(startup) + rest + out  # uvicorn's access log goes to stdout
+    assert "Traceback" not in log
+    token = link.split("token=", 1)[1]
+    assert log.count(token) == 1, "the setup token must not reach the access log"
+    assert "token=***" in log
 
 
-def test_sender_test_prints_message_id_or_diagnosis(
-    cli: Cli, smtp_server: Any, closed_port: int
-) -> None:
-    server = smtp_server(tls="starttls", credentials=("reports@example.com", "码-code-1"))
-    ca_file = cli.home.parent / "ca.pem"
-    ca_file.write_text(server.ca_pem)
-    sender_id = int(
-        cli(
-            "sender", "add", "--host", server.host, "--port", str(server.port), "--encryption",
-            "tls", "--address", "reports@example.com", "--display-name", "Reports",
-            "--password-stdin", "--ca-cert", str(ca_file), "--timeout", "5",
-            stdin="码-code-1\n",
-        ).stdout
-    )  # fmt: skip
-    sent = cli("sender", "test", str(sender_id), "--to", "alice@example.org")
-    assert sent.returncode == 0, sent.stderr
-    [received] = server.messages
-    assert sent.stdout.strip() in received.content.decode()
-    assert sent.stdout.strip().startswith("<")
-
-    cli("sender", "edit", str(sender_id), "--port", str(closed_port))
-    failed = cli("sender", "test", str(sender_id), "--to", "alice@example.org")
-    assert failed.returncode == 1
-    assert failed.stdout == ""
-    assert "error: smtp_connect_failed: " in failed.stderr
-    assert "hint: " in failed.stderr
-    assert "码-code-1" not in failed.stderr
+def read_until(stream: Any, marker: str) -> list[str]:
+    lines: list[str] = []
+    while not lines or marker not in lines[-1]:
+        line = stream.readline()
+        assert line, "serve exited early: " + "".join(lines)
+        lines.append(line)
+    return lines
 
 
-def test_add_with_test_to_saves_only_when_the_test_mail_passes(
-    cli: Cli, smtp_server: Any, closed_port: int
-) -> None:
-    server = smtp_server()
-    common = (
-        "--address",
-        "reports@example.com",
-        "--display-name",
-        "Reports",
-        "--encryption",
-        "none",
-    )
-    refused = cli("sender", "add", "--host", "127.0.0.1", "--port", str(closed_port), *common,
-                  "--test-to", "a@example.org")  # fmt: skip
-    assert refused.returncode == 1
-    assert json.loads(cli("sender", "list", "--json").stdout) == []
-    added = cli("sender", "add", "--host", "127.0.0.1", "--port", str(server.port), *common,
-                "--test-to", "a@example.org")  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    assert len(server.messages) == 1
+def wait_for_health(port: int) -> Any:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            return get_json(f"http://127.0.0.1:{port}/healthz")
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not answer /healthz")
 
 
-def test_doctor_reports_encryption_certificate_and_auth(
-    cli: Cli, smtp_server: Any, closed_port: int
-) -> None:
-    implicit = smtp_server(tls="implicit", credentials=("u@example.com", "p"))
-    starttls = smtp_server(tls="starttls", credentials=("u@example.com", "p"))
-    done = cli(
-        "doctor", "127.0.0.1", "--port", str(implicit.port), "--port", str(starttls.port),
-        "--port", str(closed_port), "--timeout", "2", "--json",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    by_port = {r["port"]: r for r in json.loads(done.stdout)}
-    assert by_port[implicit.port]["encryption"] == "ssl"
-    assert by_port[starttls.port]["encryption"] == "tls"
-    assert by_port[closed_port]["mode"] == "no_answer"
-    assert by_port[closed_port]["error"]["code"] == "smtp_connect_failed"
-    cert = by_port[implicit.port]["certificate"]
-    assert cert["trusted"] is False  # the test CA is not in the system store
-    assert cert["issuer"] and cert["subject"] and cert["not_after"]
-    assert "PLAIN" in by_port[starttls.port]["auth_methods"]
-    table = cli("doctor", "127.0.0.1", "--port", str(starttls.port), "--timeout", "2")
-    assert "TLS Encryption" in table.stdout
-    nothing = cli("doctor", "127.0.0.1", "--port", str(closed_port), "--timeout", "1")
-    assert nothing.returncode == 1
+def use_setup_link(link: str) -> None:
+    """Create the first administrator through the one-time link; the link is then spent."""
+    with urllib.request.urlopen(link, timeout=5) as page:  # noqa: S310 (loopback only)
+        assert 'name="username"' in page.read().decode()
+    token = link.split("token=", 1)[1]
+    form = urllib.parse.urlencode(
+        {"token": token, "username": "admin", "password": "a long passphrase"}
+    ).encode()
+    post = urllib.request.Request(link.split("?")[0], data=form, method="POST")  # noqa: S310
+    with urllib.request.urlopen(post, timeout=10) as done:  # noqa: S310 (loopback only)
+        assert "Administrator created" in done.read().decode()
+    with pytest.raises(urllib.error.HTTPError) as spent:
+        urllib.request.urlopen(link, timeout=5)  # noqa: S310 (loopback only)
+    assert spent.value.code == 404
+
+
+def test_token_create_prints_the_token_once_and_delete_revokes_it(cli: Cli) -> None:
+    created = cli("token", "create", "--name", "reports", "--scope", "send")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip()
+    assert token.startswith("pd_")
+    listing = cli("token", "list", "--json")
+    [entry] = json.loads(listing.stdout)
+    assert entry["name"] == "reports"
+    assert entry["scope"] == "send"
+    assert token not in listing.stdout
+    bad = cli("token", "create", "--name", "x", "--scope", "root")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: validation_error: ")
+    assert cli("token", "delete", str(entry["id"])).returncode == 0
+    assert json.loads(cli("token", "list", "--json").stdout) == []

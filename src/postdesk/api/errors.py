@@ -1,11 +1,26 @@
-"""The one place where postdesk errors become HTTP answers with the SPEC's error shape."""
+"""The one place where errors become HTTP answers with the SPEC's error shape.
+
+``{"error": {"code", "message", "hint"?, "fields"?, "smtp_code"?}}`` for postdesk errors,
+FastAPI's own validation errors (422 ``validation_error`` with ``fields``), HTTP errors
+such as unknown paths, storage outages (503 ``unavailable``) and anything unexpected
+(500, logged, never a stack trace in the answer).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
 
 from postdesk import errors
+
+log = logging.getLogger(__name__)
 
 # Most specific first: the first matching class decides the status.
 STATUS_BY_ERROR: tuple[tuple[type[errors.PostdeskError], int], ...] = (
@@ -20,6 +35,14 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.PostdeskError], int], ...] = (
     (errors.DeliveryError, 502),
     (errors.ConfigError, 503),
 )
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
 def status_for(error: errors.PostdeskError) -> int:
@@ -31,12 +54,68 @@ def error_response(error: errors.PostdeskError) -> JSONResponse:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
+    if isinstance(error, errors.UnauthorizedError):
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": error.to_dict()}, status_code=status_for(error), headers=headers)
 
 
+def field_name(location: Sequence[Any]) -> str:
+    """``("body", "messages", 3, "to", 0)`` -> ``messages[3].to[0]``."""
+    skip = 1 if location and location[0] in ("body", "query", "path") else 0
+    parts = list(location[skip:])
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "body"
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    fields: dict[str, str] = {}
+    for item in exc.errors():
+        fields.setdefault(field_name(item.get("loc", ())), str(item.get("msg", "is invalid")))
+    error = errors.ValidationError(fields, hint="Correct the fields named and send it again.")
+    return error_response(error)
+
+
+def _http_response(exc: HTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
+    if exc.status_code == 404:
+        message = "Nothing is here; see /api/docs for the API."
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    async def postdesk_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.PostdeskError)
         return error_response(exc)
 
-    app.add_exception_handler(errors.PostdeskError, handle)
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_response(exc)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return _http_response(exc)
+
+    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("storage unavailable: %s", type(exc).__name__)
+        return error_response(
+            errors.UnavailableError(
+                "The database cannot take the request right now.",
+                hint="Try again shortly; check the database server and free disk space.",
+            )
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        body = {"error": {"code": "internal_error", "message": "An unexpected error happened."}}
+        return JSONResponse(body, status_code=500)
+
+    app.add_exception_handler(errors.PostdeskError, postdesk_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(OperationalError, storage_error)
+    app.add_exception_handler(DBAPIError, storage_error)
+    app.add_exception_handler(Exception, unexpected)

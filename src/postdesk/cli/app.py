@@ -6,14 +6,15 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from postdesk import __version__
-from postdesk.cli import senders
+from postdesk.cli import senders, tokens
 from postdesk.cli.doctor import doctor
 from postdesk.cli.errors import exit_code_for, report
 from postdesk.cli.output import print_json, print_value, stderr, stdout
+from postdesk.cli.records import records
+from postdesk.cli.send import send
 from postdesk.config import Settings
 from postdesk.domain.providers import PROVIDERS
 from postdesk.errors import PostdeskError, ValidationError
@@ -29,9 +30,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 admin_app = typer.Typer(help="Administrators.", no_args_is_help=True)
 app.add_typer(senders.app, name="sender")
+app.add_typer(tokens.app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.command("doctor")(doctor)
+app.command("send")(send)
+app.command("records")(records)
 
 
 def _version(value: bool) -> None:
@@ -56,14 +60,9 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8700,
 ) -> None:
     """Run the web UI, the REST API and the embedded worker until Ctrl-C."""
-    import uvicorn
+    from postdesk.cli.serve import run_server
 
-    from postdesk.api.app import create_app
-
-    with runtime() as rt:
-        stderr.print(f"postdesk {__version__}: data in {escape(str(rt.settings.home))}")
-        stderr.print(f"listening on http://{host}:{port}/ (Ctrl-C stops)")
-        uvicorn.run(create_app(rt), host=host, port=port, log_level="info")
+    run_server(host, port)
 
 
 @db_app.command("upgrade")

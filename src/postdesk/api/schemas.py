@@ -1,0 +1,92 @@
+"""Request bodies of the REST API, for validation of shapes and for the OpenAPI document.
+
+Field rules (addresses, ports, limits) are checked by the services, so the answer for a
+bad value is the same from the API, the CLI and the web UI.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginBody(Body):
+    username: str
+    password: str
+
+
+class SenderBody(Body):
+    smtp_host: str | None = None
+    port: int | None = None
+    encryption: str | None = Field(default=None, description="ssl, tls (STARTTLS) or none")
+    address: str | None = None
+    display_name: str | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, description="write-only; never returned")
+    ca_cert_pem: str | None = None
+    timeout_s: float | None = None
+    max_per_minute: int | None = None
+    preset: str | None = Field(default=None, description="a provider key from GET /providers")
+
+
+class SenderPatchBody(SenderBody):
+    clear_password: bool = False
+
+
+class SenderTestBody(Body):
+    to: str
+    sender_id: int | None = None
+    sender: SenderPatchBody | None = None
+
+
+class SavedSenderTestBody(Body):
+    to: str
+
+
+class MailSettingsBody(Body):
+    default_sender_id: int | None
+
+
+class TokenBody(Body):
+    name: str
+    scope: str = Field(description="admin or send")
+
+
+class AttachmentBody(Body):
+    filename: str
+    content_type: str = "application/octet-stream"
+    content_base64: str
+    content_id: str | None = Field(default=None, description="for inline images: cid:<id>")
+
+
+class MessageBody(Body):
+    to: list[str] = Field(default_factory=list)
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    subject: str
+    html: str | None = None
+    text: str | None = None
+    sender_id: int | None = None
+    template_name: str | None = None
+    resources: list[str] = Field(default_factory=list)
+    attachments: list[AttachmentBody] = Field(default_factory=list)
+    idempotency_key: str | None = None
+    client_ip: str | None = Field(
+        default=None, description="the end user's IP when acting for one (else the peer's)"
+    )
+
+
+class BatchBody(Body):
+    messages: list[MessageBody] = Field(min_length=1, max_length=1000)
+
+
+class VerificationRequestBody(Body):
+    email: str
+
+
+class VerificationCheckBody(Body):
+    email: str
+    code: str

@@ -240,7 +240,10 @@ class VerificationCode(Base):
     expires_at: Mapped[datetime] = mapped_column()
     failed_guesses: Mapped[int] = mapped_column(Integer, default=0)
     used_at: Mapped[datetime | None] = mapped_column()
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    # Indexed: purging a record nulls its codes' reference, which must not scan the table.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
 
 
 class KeyCheck(Base):

@@ -680,3 +680,16 @@ def test_purge_uses_the_clock(rt: Runtime) -> None:
     kept = add_record(rt, created_at=rt.clock())
     assert purge_records(rt) == 1
     assert ids(rt) == [kept]
+
+
+def test_detail_lists_the_recipients_refused_while_others_got_the_mail(rt: Runtime) -> None:
+    record_id = add_record(rt, status="sent")
+    refused = {"nobody@example.org": {"smtp_code": 550, "reply": "5.1.1 No such user"}}
+    with rt.transaction() as session:
+        row = session.get(Message, record_id)
+        assert row is not None
+        row.recipient_results = refused
+    assert get_record(rt, record_id).to_dict()["refused_recipients"] == refused
+    # The listing keeps the SPEC's record fields; the refusals belong to the detail.
+    [listed] = search_records(rt, parse_record_filter({})).items
+    assert "refused_recipients" not in listed.to_dict()

@@ -245,6 +245,8 @@ class RecordDetail:
     record: RecordView
     message_id: str | None
     attempt_history: list[AttemptView] = field(default_factory=list)
+    # Recipients the server refused while it accepted the others: address -> reply.
+    refused_recipients: dict[str, Any] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -255,6 +257,7 @@ class RecordDetail:
         data["message_id"] = self.message_id
         data["status"] = self.record.status
         data["attempt_history"] = [a.to_dict() for a in self.attempt_history]
+        data["refused_recipients"] = self.refused_recipients
         return data
 
 
@@ -439,7 +442,9 @@ def search_records(
 def get_record(rt: Runtime, record_id: int) -> RecordDetail:
     """One record with its attempts, oldest first; ``NotFoundError`` if there is none."""
     with rt.transaction() as session:
-        query = select(*_RECORD_COLUMNS, Message.message_id).where(Message.id == record_id)
+        query = select(*_RECORD_COLUMNS, Message.message_id, Message.recipient_results).where(
+            Message.id == record_id
+        )
         row = session.execute(query).first()
         if row is None:
             raise NotFoundError(
@@ -450,7 +455,12 @@ def get_record(rt: Runtime, record_id: int) -> RecordDetail:
             select(Attempt).where(Attempt.message_id == record_id).order_by(Attempt.number)
         ).all()
         history = [_attempt_view(attempt) for attempt in attempts]
-    return RecordDetail(record=_view(row), message_id=row.message_id, attempt_history=history)
+    return RecordDetail(
+        record=_view(row),
+        message_id=row.message_id,
+        attempt_history=history,
+        refused_recipients=dict(row.recipient_results or {}),
+    )
 
 
 def _view(row: Row[Any]) -> RecordView:

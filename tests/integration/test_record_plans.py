@@ -22,8 +22,9 @@ from sqlalchemy import Engine, event, insert, inspect, text
 from postdesk.config import Settings
 from postdesk.domain.records import recipients_search_text
 from postdesk.errors import ConfigError
-from postdesk.services import records
-from postdesk.services.records import parse_record_filter, search_records
+from postdesk.services import record_search
+from postdesk.services.record_filters import parse_record_filter
+from postdesk.services.records import search_records
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.storage.db import create_engine_for
 from postdesk.storage.migrate import current_revision, downgrade_database, upgrade_database
@@ -204,7 +205,7 @@ def _plans(rt: Runtime, **filters: str) -> list[str]:
     with rt.engine.connect() as connection:
         if rt.engine.dialect.name == "postgresql":
             # Explained as planned in the search's transaction, with its planner settings.
-            connection.execute(records._POSTGRES_SEARCH_SETTINGS)
+            connection.execute(record_search._POSTGRES_SEARCH_SETTINGS)
         for statement, params in statements:
             if rt.engine.dialect.name == "sqlite":
                 rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)

@@ -15,17 +15,11 @@ from sqlalchemy import update
 
 from postdesk.domain.records import recipients_search_text, result_of
 from postdesk.errors import NotFoundError, ValidationError
-from postdesk.services import records as service
-from postdesk.services.records import (
-    CSV_COLUMNS,
-    RecordFilter,
-    get_record,
-    iter_records_csv,
-    parse_limit,
-    parse_record_filter,
-    purge_records,
-    search_records,
-)
+from postdesk.services import record_export, record_filters, record_retention, record_search
+from postdesk.services.record_export import CSV_COLUMNS, iter_records_csv
+from postdesk.services.record_filters import RecordFilter, parse_limit, parse_record_filter
+from postdesk.services.record_retention import purge_records
+from postdesk.services.records import get_record, search_records
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Attachment, Attempt, Message
 
@@ -87,7 +81,7 @@ def walk(rt: Runtime, flt: RecordFilter, limit: int) -> list[int]:
 def test_empty_parameters_filter_nothing() -> None:
     empty = RecordFilter(None, None, None, None, None, None)
     assert parse_record_filter({}) == empty
-    assert parse_record_filter(dict.fromkeys(service.FILTER_KEYS, "  ")) == empty
+    assert parse_record_filter(dict.fromkeys(record_filters.FILTER_KEYS, "  ")) == empty
     assert parse_record_filter({"limit": "5", "cursor": "x"}) == empty  # other keys ignored
 
 
@@ -121,7 +115,7 @@ def test_every_bad_field_is_named_at_once() -> None:
                 "result": "sent",
             }
         )
-    assert set(caught.value.fields) == set(service.FILTER_KEYS)
+    assert set(caught.value.fields) == set(record_filters.FILTER_KEYS)
     assert caught.value.hint
 
 
@@ -410,8 +404,8 @@ def _expected(rows: Sequence[Row], flt: RecordFilter) -> list[int]:
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows small enough for a hundred records to take every step of the search."""
-    monkeypatch.setattr(service, "SCAN_WINDOW", 6)
-    monkeypatch.setattr(service, "SCAN_BUDGET", 15)
+    monkeypatch.setattr(record_search, "SCAN_WINDOW", 6)
+    monkeypatch.setattr(record_search, "SCAN_BUDGET", 15)
 
 
 @pytest.mark.usefixtures("small_windows")
@@ -609,7 +603,7 @@ def test_csv_cells_cannot_run_as_formulas(rt: Runtime, start: str) -> None:
 def test_csv_is_streamed_in_batches_and_follows_the_filter(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "CSV_BATCH", 2)
+    monkeypatch.setattr(record_export, "CSV_BATCH", 2)
     made = [add_record(rt, created_at=T0 + timedelta(minutes=n)) for n in range(5)]
     add_record(rt, template_name="Other")
     batches: list[int] = []
@@ -644,7 +638,7 @@ def test_csv_of_nothing_is_the_header(rt: Runtime) -> None:
 def test_purge_deletes_finished_records_older_than_the_retention(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "PURGE_BATCH", 2)
+    monkeypatch.setattr(record_retention, "PURGE_BATCH", 2)
     now = T0 + timedelta(days=rt.settings.record_retention_days)
     old = [
         add_record(rt, status=status, created_at=T0 - timedelta(seconds=n + 1))

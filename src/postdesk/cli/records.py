@@ -26,14 +26,10 @@ from rich.table import Table
 from postdesk.cli.errors import exit_code_for, report
 from postdesk.cli.output import print_json, stderr, stdout
 from postdesk.errors import PostdeskError, ValidationError
-from postdesk.services.records import (
-    RecordFilter,
-    RecordView,
-    iter_records_csv,
-    parse_limit,
-    parse_record_filter,
-    search_records,
-)
+from postdesk.services.record_export import iter_records_csv
+from postdesk.services.record_filters import RecordFilter, parse_limit, parse_record_filter
+from postdesk.services.record_views import RecordView
+from postdesk.services.records import search_records
 from postdesk.services.runtime import runtime
 
 FORMATS = ("table", "json", "csv")

@@ -30,7 +30,7 @@ from postdesk.services.delivery import (
     claim_due,
     deliver_claimed,
 )
-from postdesk.services.records import purge_records
+from postdesk.services.record_retention import purge_records
 from postdesk.services.runtime import Runtime
 
 log = logging.getLogger(__name__)

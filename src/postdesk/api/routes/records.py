@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from postdesk.api.deps import AdminDep, RuntimeDep
-from postdesk.services import records as service
+from postdesk.services import record_export, record_filters, records
 
 router = APIRouter(prefix="/records", tags=["records"])
 
@@ -20,8 +20,8 @@ def _filter(
     since: str | None,
     until: str | None,
     result: str | None,
-) -> service.RecordFilter:
-    return service.parse_record_filter(
+) -> record_filters.RecordFilter:
+    return record_filters.parse_record_filter(
         {"sender": sender, "recipient": recipient, "template": template, "since": since,
          "until": until, "result": result}
     )  # fmt: skip
@@ -42,7 +42,7 @@ def search(
 ) -> dict[str, Any]:
     """Records newest first, every filter combined with AND; follow ``next_cursor``."""
     flt = _filter(sender, recipient, template, since, until, result)
-    page = service.search_records(rt, flt, limit=service.parse_limit(limit), cursor=cursor)
+    page = records.search_records(rt, flt, limit=record_filters.parse_limit(limit), cursor=cursor)
     return {"items": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
 
 
@@ -59,7 +59,7 @@ def export_csv(
 ) -> StreamingResponse:
     flt = _filter(sender, recipient, template, since, until, result)
     return StreamingResponse(
-        service.iter_records_csv(rt, flt),
+        record_export.iter_records_csv(rt, flt),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="mail-sending-records.csv"'},
     )
@@ -67,4 +67,4 @@ def export_csv(
 
 @router.get("/{record_id}")
 def detail(record_id: int, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
-    return service.get_record(rt, record_id).to_dict()
+    return records.get_record(rt, record_id).to_dict()

@@ -6,21 +6,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from postdesk.api.app import create_app
-from postdesk.config import Settings
+from postdesk.services import senders
 from postdesk.services.admins import create_admin
-from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.services.runtime import Runtime
 from postdesk.services.tokens import create_token
 
 ADMIN_PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def rt(settings: Settings) -> Iterator[Runtime]:
-    runtime = open_runtime(settings)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 @pytest.fixture
@@ -44,6 +35,18 @@ def admin(admin_token: str) -> dict[str, str]:
 def sender_token(rt: Runtime) -> dict[str, str]:
     """Headers of a send-scope API token."""
     return {"Authorization": f"Bearer {create_token(rt, 'app', 'send').token}"}
+
+
+@pytest.fixture
+def configured(rt: Runtime) -> int:
+    """A default sender (nothing listens on its port: these tests only queue)."""
+    sender = senders.create_sender(
+        rt,
+        {"smtp_host": "127.0.0.1", "port": 2525, "encryption": "none",
+         "address": "reports@example.com", "display_name": "Reports"},
+    )  # fmt: skip
+    senders.set_default_sender(rt, sender.id)
+    return sender.id
 
 
 @pytest.fixture

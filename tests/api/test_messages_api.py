@@ -4,28 +4,15 @@ import base64
 import dataclasses
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from postdesk.api.app import create_app
 from postdesk.config import Settings
-from postdesk.services import senders
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.storage.models import Message
 
 MAIL = {"to": ["alice@example.org"], "subject": "Daily report", "html": "<p>Sales are up.</p>"}
-
-
-@pytest.fixture
-def configured(rt: Runtime) -> int:
-    sender = senders.create_sender(
-        rt,
-        {"smtp_host": "127.0.0.1", "port": 2525, "encryption": "none",
-         "address": "reports@example.com", "display_name": "Reports"},
-    )  # fmt: skip
-    senders.set_default_sender(rt, sender.id)
-    return sender.id
 
 
 def count_messages(rt: Runtime) -> int:

@@ -8,7 +8,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from postdesk.services import senders
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message, VerificationCode
 
@@ -29,17 +28,6 @@ def clock(rt: Runtime) -> FakeClock:
     fake = FakeClock(rt)
     rt.clock = fake
     return fake
-
-
-@pytest.fixture
-def configured(rt: Runtime) -> int:
-    sender = senders.create_sender(
-        rt,
-        {"smtp_host": "127.0.0.1", "port": 2525, "encryption": "none",
-         "address": "codes@example.com", "display_name": "Codes"},
-    )  # fmt: skip
-    senders.set_default_sender(rt, sender.id)
-    return sender.id
 
 
 def code_in_mail(rt: Runtime) -> str:

@@ -1,9 +1,7 @@
 """``postdesk records`` on both databases: table, JSON as the API, CSV as /records.csv.
 
 Most tests call the command function in-process through Typer's CliRunner, on a small
-app of its own (the lead registers the command on the root app); one runs it as a real
-process, through ``python -m postdesk records`` once registered, else
-``python -m postdesk.cli.records``, with the same error reporting as the root app.
+app of its own; one runs it as a real process, ``python -m postdesk records``.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from postdesk.cli import app as root
 from postdesk.cli import output
 from postdesk.cli.errors import exit_code_for
 from postdesk.cli.records import TABLE_COLUMNS, records
@@ -162,10 +159,7 @@ def test_invalid_input_exits_2(home_rt: Runtime, args: tuple[str, ...], field: s
 
 
 def _command() -> list[str]:
-    registered = {c.name for c in root.app.registered_commands}
-    if "records" in registered:
-        return [sys.executable, "-m", "postdesk", "records"]
-    return [sys.executable, "-m", "postdesk.cli.records"]
+    return [sys.executable, "-m", "postdesk", "records"]
 
 
 def test_as_a_process(home_rt: Runtime, settings: Settings) -> None:

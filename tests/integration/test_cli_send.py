@@ -22,12 +22,7 @@ sqlite_only = pytest.mark.parametrize("database_kind", ["sqlite"])
 
 
 def send_command() -> list[str]:
-    """``postdesk send`` once the root app registers it, the module on its own until then."""
-    from postdesk.cli.app import app
-
-    registered = {command.name for command in app.registered_commands}
-    module = ["postdesk", "send"] if "send" in registered else ["postdesk.cli.send"]
-    return [sys.executable, "-m", *module]
+    return [sys.executable, "-m", "postdesk", "send"]
 
 
 def run_send(

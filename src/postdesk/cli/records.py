@@ -23,9 +23,8 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from postdesk.cli.errors import exit_code_for, report
 from postdesk.cli.output import print_json, stderr, stdout
-from postdesk.errors import PostdeskError, ValidationError
+from postdesk.errors import ValidationError
 from postdesk.services.record_export import iter_records_csv
 from postdesk.services.record_filters import RecordFilter, parse_limit, parse_record_filter
 from postdesk.services.record_views import RecordView
@@ -159,20 +158,3 @@ def _result(record: RecordView) -> str:
     if record.result == "failure" and record.error_code:
         return f"failure ({record.error_code})"
     return record.result
-
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command()(records)
-
-
-def main() -> None:
-    """Run ``records`` alone, with the root app's error reporting."""
-    try:
-        app()
-    except PostdeskError as exc:
-        report(exc, stderr)
-        sys.exit(exit_code_for(exc))
-
-
-if __name__ == "__main__":
-    main()

@@ -89,24 +89,30 @@ def statuses(rt: Runtime) -> dict[str, int]:
         return {status: int(count) for status, count in rows}
 
 
+REQUEST = {"to": ["alice@example.org"], "subject": "Daily", "text": "Numbers."}
+
+
+def configured_runtime(home: Path, server: SlowServer) -> Runtime:
+    """A SQLite installation whose default sender is the slow server."""
+    rt = open_runtime(Settings(home=home, database_url=f"sqlite:///{home / 'postdesk.db'}"))
+    sender = sender_service.create_sender(
+        rt,
+        {"smtp_host": "127.0.0.1", "port": server.port, "encryption": "none",
+         "address": "reports@example.com", "display_name": "Reports", "timeout_s": 5},
+    )  # fmt: skip
+    sender_service.set_default_sender(rt, sender.id)
+    return rt
+
+
 def test_a_killed_worker_loses_nothing_and_duplicates_stay_in_bound(
     tmp_path: Path, slow_server: tuple[SlowServer, SlowHandler]
 ) -> None:
     server, handler = slow_server
-    home = tmp_path / "home"
-    database_url = f"sqlite:///{home / 'postdesk.db'}"
-    rt = open_runtime(Settings(home=home, database_url=database_url))
+    rt = configured_runtime(tmp_path / "home", server)
     workers: list[WorkerProcess] = []
     try:
-        sender = sender_service.create_sender(
-            rt,
-            {"smtp_host": "127.0.0.1", "port": server.port, "encryption": "none",
-             "address": "reports@example.com", "display_name": "Reports", "timeout_s": 5},
-        )  # fmt: skip
-        sender_service.set_default_sender(rt, sender.id)
-        request = {"to": ["alice@example.org"], "subject": "Daily", "text": "Numbers."}
-        submit_batch(rt, [request] * MESSAGES, caller=SYSTEM, client_ip=None)
-        env = worker_env(home, database_url, POSTDESK_LEASE_S=str(LEASE_S))
+        submit_batch(rt, [REQUEST] * MESSAGES, caller=SYSTEM, client_ip=None)
+        env = worker_env(rt.settings.home, rt.settings.database_url, POSTDESK_LEASE_S=str(LEASE_S))
 
         first = WorkerProcess(env, tmp_path / "worker-1.log")
         workers.append(first)
@@ -154,19 +160,11 @@ def test_a_killed_serve_loses_nothing_and_duplicates_stay_in_bound(
 ) -> None:
     """The same crash with ``postdesk serve`` itself: mail queued over the REST API."""
     server, handler = slow_server
-    home = tmp_path / "home"
-    database_url = f"sqlite:///{home / 'postdesk.db'}"
-    rt = open_runtime(Settings(home=home, database_url=database_url))
+    rt = configured_runtime(tmp_path / "home", server)
     processes: list[ServeProcess] = []
     try:
-        sender = sender_service.create_sender(
-            rt,
-            {"smtp_host": "127.0.0.1", "port": server.port, "encryption": "none",
-             "address": "reports@example.com", "display_name": "Reports", "timeout_s": 5},
-        )  # fmt: skip
-        sender_service.set_default_sender(rt, sender.id)
         token = create_token(rt, "crash test", "send").token
-        env = worker_env(home, database_url, POSTDESK_LEASE_S=str(LEASE_S))
+        env = worker_env(rt.settings.home, rt.settings.database_url, POSTDESK_LEASE_S=str(LEASE_S))
         first = ServeProcess(env, tmp_path / "serve-1.log", free_port())
         processes.append(first)
         first.wait_ready()

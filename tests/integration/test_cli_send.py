@@ -169,12 +169,16 @@ def test_an_unconfigured_service_queues_nothing(rt: Runtime) -> None:
 
 
 @sqlite_only
-def test_with_a_broker_the_mail_is_only_queued(rt: Runtime, smtp_server: ServerFactory) -> None:
+def test_with_a_broker_the_mail_is_only_queued(
+    rt: Runtime, smtp_server: ServerFactory, closed_port: int
+) -> None:
     server = smtp_server()
     add_sender(rt, server)
+    # A broker nobody answers on: the mail must still be queued (workers catch up later),
+    # and no test leaves keys behind in a real Redis.
     done = run_send(
         rt, "--to", "alice@example.org", "--subject", "S", "--text", "T",
-        broker="redis://127.0.0.1:6379/0",
+        broker=f"redis://127.0.0.1:{closed_port}/0",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "a worker sends it" in done.stderr

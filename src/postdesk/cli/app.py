@@ -15,6 +15,7 @@ from postdesk.cli.errors import exit_code_for, report
 from postdesk.cli.output import print_json, print_value, stderr, stdout
 from postdesk.cli.records import records
 from postdesk.cli.send import send
+from postdesk.cli.worker import worker
 from postdesk.config import Settings
 from postdesk.domain.providers import PROVIDERS
 from postdesk.errors import PostdeskError, ValidationError
@@ -36,6 +37,7 @@ app.add_typer(admin_app, name="admin")
 app.command("doctor")(doctor)
 app.command("send")(send)
 app.command("records")(records)
+app.command("worker")(worker)
 
 
 def _version(value: bool) -> None:

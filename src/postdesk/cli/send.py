@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,9 +24,8 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
-from postdesk.cli.errors import exit_code_for, report
 from postdesk.cli.output import print_value, stderr
-from postdesk.errors import DeliveryError, PostdeskError, ValidationError
+from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.callers import SYSTEM
 from postdesk.services.delivery import claim_due, deliver_claimed
 from postdesk.services.messages import MessageView, get_message, submit_message
@@ -101,6 +99,10 @@ def send(
 def _queue_and_deliver(rt: Runtime, request: dict[str, Any], step: _Step) -> MessageView | None:
     """Queue the mail and print its id; deliver it here unless a broker's workers will."""
     step("Queueing")
+    if rt.settings.broker_url:
+        from postdesk.worker.celery_app import install_submit_hook
+
+        install_submit_hook(rt)  # a worker hears of the mail as soon as it is committed
     submitted = submit_message(rt, request, caller=SYSTEM, client_ip=None)
     print_value(submitted.id)
     if rt.settings.broker_url:
@@ -203,20 +205,3 @@ def _progress(total: int) -> Iterator[_Step]:
     )
     with progress:
         yield _Step(progress, progress.add_task("Preparing", total=total))
-
-
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command()(send)
-
-
-def main() -> None:
-    """Run ``send`` alone, with the root app's error reporting."""
-    try:
-        app()
-    except PostdeskError as exc:
-        report(exc, stderr)
-        sys.exit(exit_code_for(exc))
-
-
-if __name__ == "__main__":
-    main()

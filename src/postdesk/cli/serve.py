@@ -32,6 +32,10 @@ class _RedactSetupToken(logging.Filter):
 def run_server(host: str, port: int) -> None:
     with runtime() as rt:
         worker = None if rt.settings.broker_url else EmbeddedWorker(rt)
+        if rt.settings.broker_url:
+            from postdesk.worker.celery_app import install_submit_hook
+
+            install_submit_hook(rt)  # Celery workers send the mail: tell them of each one
         link = SetupLink()
         app = create_app(rt, worker=worker, setup_link=link)
         config = uvicorn.Config(app, host=host, port=port, log_level="info")

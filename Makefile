@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8700
+SMTP_SINK ?= /usr/sbin/smtp-sink
 
 .PHONY: run test check lint types imports pytest format bench clean
 
@@ -27,9 +28,15 @@ imports: $(VENV)/.test-installed
 pytest: $(VENV)/.test-installed
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-bench: $(VENV)/.test-installed
+bench: $(VENV)/.test-installed $(SMTP_SINK)
 	$(BIN)/python bench/bench_builder.py
 	$(BIN)/python bench/bench_records.py
+	$(BIN)/python bench/bench_throughput.py
+	$(BIN)/python bench/bench_memory.py
+
+# The throughput and memory benchmarks send to Postfix's smtp-sink (Debian: package postfix).
+$(SMTP_SINK):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
 
 format: $(VENV)/.test-installed
 	$(BIN)/ruff format src tests

@@ -9,9 +9,11 @@ Leases
     ``lease_until`` = now + ``POSTDESK_LEASE_S``. On PostgreSQL it selects them ``FOR UPDATE
     SKIP LOCKED`` (two workers never wait for, nor take, each other's rows); on SQLite,
     where that clause does nothing, the claim runs in an immediate (write-locked)
-    transaction. Just before its SMTP transaction a message's lease is renewed, so a
-    lease only has to outlast one transaction, not a whole batch; the outcome is written
-    by a conditional UPDATE that matches only while this worker still owns the message.
+    transaction. Just before its SMTP transaction a message's lease is renewed (in the
+    same commit that records the outcome of the message sent before it, when there is
+    one: one commit per message), so a lease only has to outlast one transaction, not a
+    whole batch; the outcome is written by a conditional UPDATE that matches only while
+    this worker still owns the message.
     A message left in ``sending`` by a crashed process is claimed again once its lease
     has run out. ``POSTDESK_LEASE_S`` must therefore exceed the longest single SMTP
     transaction (connecting, logging in and pushing the largest message, each reply
@@ -57,7 +59,7 @@ from typing import Any
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -340,11 +342,13 @@ def deliver_claimed(
     run = _Run(rt, worker_id, limiter or SendRateLimiter(), pool, rng)
     results: list[Delivered] = []
     try:
-        for message_id in _in_sender_order(rt, ids):
+        ordered, run.with_attachments = _in_sender_order(rt, ids)
+        for index, message_id in enumerate(ordered):
             if should_stop is not None and should_stop():
-                done = run.put_back(message_id, reason="stopping")
+                done = run.stop_before(message_id)
             else:
-                done = run.deliver(message_id)
+                following = ordered[index + 1] if index + 1 < len(ordered) else None
+                done = run.deliver(message_id, following=following)
             if done is not None:
                 results.append(done)
     finally:
@@ -353,15 +357,26 @@ def deliver_claimed(
     return results
 
 
-def _in_sender_order(rt: Runtime, ids: Sequence[int]) -> list[int]:
-    """The ids grouped by sender, so each connection sends its messages back to back."""
+def _in_sender_order(rt: Runtime, ids: Sequence[int]) -> tuple[list[int], set[int]]:
+    """The ids grouped by sender, so each connection sends its messages back to back.
+
+    Also which of them carry attachments (attachments are added only at submission), so
+    that a message without any is not asked for them again.
+    """
     if not ids:
-        return []
+        return [], set()
     with rt.transaction() as session:
         rows = session.execute(
             select(Message.id, Message.sender_id).where(Message.id.in_(list(ids)))
         ).all()
-    return [row.id for row in sorted(rows, key=lambda r: (r.sender_id or 0, r.id))]
+        # From the (message_id) index alone: reading attachment rows would load their blobs.
+        with_attachments = set(
+            session.scalars(
+                select(Attachment.message_id).where(Attachment.message_id.in_(list(ids))).distinct()
+            )
+        )
+    ordered = [row.id for row in sorted(rows, key=lambda r: (r.sender_id or 0, r.id))]
+    return ordered, with_attachments
 
 
 class _Run:
@@ -383,11 +398,33 @@ class _Run:
         # A sender whose connection could not be opened fails the rest of its messages in
         # this batch with the same diagnosis, instead of waiting out the timeout again.
         self.broken: dict[int, Failure] = {}
+        # Messages of this batch known to carry attachments (None: ask for every message).
+        self.with_attachments: set[int] | None = None
+        # Decrypted settings by sender and version (``updated_at``): an edit makes a new one.
+        self._settings: dict[int, tuple[object, SenderSettings]] = {}
+        # The following message, prepared in the transaction that recorded the previous
+        # outcome (one commit per message instead of two): its job, or how it was settled.
+        self._ahead: dict[int, _Job | Delivered | None] = {}
 
-    def deliver(self, message_id: int) -> Delivered | None:
-        """One message from its lease to its recorded outcome; None if the lease was lost."""
+    def stop_before(self, message_id: int) -> Delivered | None:
+        """Stopping: the message goes back to the queue (unless preparing it settled it)."""
+        if message_id in self._ahead:
+            ahead = self._ahead.pop(message_id)
+            if not isinstance(ahead, _Job):
+                return ahead
+        return self.put_back(message_id, reason="stopping")
+
+    def deliver(self, message_id: int, *, following: int | None = None) -> Delivered | None:
+        """One message from its lease to its recorded outcome; None if the lease was lost.
+
+        With ``following``, the transaction that records the outcome also renews the lease
+        of that next message and loads it (what ``_prepare`` would do a moment later).
+        """
         try:
-            job = self._prepare(message_id)
+            if message_id in self._ahead:
+                job = self._ahead.pop(message_id)
+            else:
+                job = self._prepare(message_id)
             if not isinstance(job, _Job):
                 return job
             wait = self.limiter.wait_for(job.sender_id, job.max_per_minute)
@@ -395,7 +432,9 @@ class _Run:
                 return self.put_back(message_id, reason="rate_limit", after=wait)
             started, clock_start = self.rt.clock(), time.perf_counter()
             outcome, failure = self._send(job)
-            return self._finish(message_id, outcome, failure, started, clock_start)
+            return self._finish(
+                message_id, outcome, failure, started, clock_start, job=job, following=following
+            )
         except SQLAlchemyError:
             raise  # the database is gone: the lease expires and the message is retried
         except Exception as exc:
@@ -413,27 +452,64 @@ class _Run:
 
     def _prepare(self, message_id: int) -> _Job | Delivered | None:
         """Renew the lease and load the message; settle it here if it cannot be sent."""
-        now = self.rt.clock()
         with self.rt.transaction() as session:
-            if not _renew_lease(session, message_id, self.worker_id, self._lease_end(now)):
-                metrics.LEASES_LOST.inc()
-                return None
-            row = session.get(Message, message_id)
-            assert row is not None  # the lease matched the row a moment ago
-            sender = session.get(Sender, row.sender_id) if row.sender_id is not None else None
-            if sender is None:
-                return _fail_sender_deleted(session, row, now)
-            if sender.held_until is not None and sender.held_until > now:
-                return _put_back_row(session, row, now, error=_hold_failure(sender))
-            return _Job(
-                id=row.id,
-                sender_id=sender.id,
-                sender_version=sender.updated_at,
-                settings=settings_from_row(sender, self.rt.secrets),
-                max_per_minute=sender.max_per_minute,
-                row=row,
-                attachments=_attachments_of(session, row.id),
-            )
+            return self._prepare_in(session, message_id, self.rt.clock())
+
+    def _prepare_ahead(self, session: Session, message_id: int, now: datetime) -> None:
+        """``_prepare`` of the next message inside the outcome's transaction, when safe.
+
+        A database error rolls both back (the caller re-raises it, as before). Any other
+        error leaves the message to be prepared again on its own, where it is handled as
+        always; the outcome being recorded must not be lost to it. (What may have been
+        written by then is a renewed lease, which the second preparation renews again.)
+        A message with attachments is not prepared ahead: a message being sent holds its
+        attachments in memory once, and the previous one's are still referenced here.
+        """
+        if self.with_attachments is None or message_id in self.with_attachments:
+            return
+        try:
+            self._ahead[message_id] = self._prepare_in(session, message_id, now)
+        except SQLAlchemyError:
+            raise
+        except Exception:
+            self._ahead.pop(message_id, None)
+
+    def _prepare_in(
+        self, session: Session, message_id: int, now: datetime
+    ) -> _Job | Delivered | None:
+        if not _renew_lease(session, message_id, self.worker_id, self._lease_end(now)):
+            metrics.LEASES_LOST.inc()
+            return None
+        row = session.get(Message, message_id)
+        assert row is not None  # the lease matched the row a moment ago
+        sender = _sender_state(session, row.sender_id)
+        if sender is None:
+            return _fail_sender_deleted(session, row, now)
+        if sender.held_until is not None and sender.held_until > now:
+            return _put_back_row(session, row, now, error=_hold_failure(sender))
+        attachments: tuple[AttachmentPart, ...] = ()
+        if self.with_attachments is None or row.id in self.with_attachments:
+            attachments = _attachments_of(session, row.id)
+        return _Job(
+            id=row.id,
+            sender_id=sender.id,
+            sender_version=sender.updated_at,
+            settings=self._settings_of(session, sender),
+            max_per_minute=sender.max_per_minute,
+            row=row,
+            attachments=attachments,
+        )
+
+    def _settings_of(self, session: Session, sender: _SenderState) -> SenderSettings:
+        """The sender's settings, its password decrypted once per version of the row."""
+        cached = self._settings.get(sender.id)
+        if cached is not None and cached[0] == sender.updated_at:
+            return cached[1]
+        row = session.get(Sender, sender.id)
+        assert row is not None  # read in this transaction a moment ago
+        settings = settings_from_row(row, self.rt.secrets)
+        self._settings[sender.id] = (row.updated_at, settings)
+        return settings
 
     def _send(self, job: _Job) -> tuple[SendOutcome | None, Failure | None]:
         try:
@@ -466,28 +542,45 @@ class _Run:
         failure: Failure | None,
         started: datetime,
         clock_start: float,
+        *,
+        job: _Job | None = None,
+        following: int | None = None,
     ) -> Delivered | None:
-        """Commit the outcome, if this worker still owns the message, with its Attempt row."""
+        """Commit the outcome, if this worker still owns the message, with its Attempt row.
+
+        ``job`` is the message as loaded under this lease: while the lease holds, nobody
+        else changes its attempts, so a success is recorded without reading the row again.
+        """
         now = self.rt.clock()
         seconds = time.perf_counter() - clock_start
+        login_refused = failure if failure and failure.code == AUTH_FAILED else None
         with self.rt.transaction() as session:
-            row = session.get(Message, message_id)
-            if row is None:
-                return None  # purged meanwhile
-            login_refused = failure if failure and failure.code == AUTH_FAILED else None
-            if login_refused is not None and row.sender_id is not None:
+            sender_id: int | None
+            if job is not None and login_refused is None:
+                attempts, sender_id = job.row.attempts, job.sender_id
+                row: Message | None = None
+            else:
+                row = session.get(Message, message_id)
+                if row is None:
+                    return None  # purged meanwhile
+                attempts, sender_id = row.attempts, row.sender_id
+            if login_refused is not None and row is not None and sender_id is not None:
                 kind, values = "held", _held_values(row, login_refused, now + HOLD, now)
             else:
-                kind, values = self._transition(row.attempts, outcome, failure, now)
+                kind, values = self._transition(attempts, outcome, failure, now)
             if not _update_owned(session, message_id, self.worker_id, values):
+                if row is None and session.get(Message, message_id) is None:
+                    return None  # purged meanwhile
                 metrics.LEASES_LOST.inc()
-                log.warning("message %s was taken over before its outcome was recorded", row.id)
+                log.warning("message %s was taken over before its outcome was recorded", message_id)
                 return None
-            _add_attempt(session, row.id, started, now, kind, outcome, failure)
-            if kind == "held" and login_refused is not None and row.sender_id is not None:
-                _hold_sender(session, row.sender_id, login_refused, now + HOLD)
-            elif kind == "sent" and row.sender_id is not None:
-                _end_hold_after_success(session, row.sender_id)
+            _add_attempt(session, message_id, started, now, kind, outcome, failure)
+            if kind == "held" and login_refused is not None and sender_id is not None:
+                _hold_sender(session, sender_id, login_refused, now + HOLD)
+            elif kind == "sent" and sender_id is not None:
+                _end_hold_after_success(session, sender_id)
+            if following is not None:
+                self._prepare_ahead(session, following, now)
         metrics.record_attempt(kind, failure.code if failure else None, seconds)
         return _delivered(message_id, values)
 
@@ -547,7 +640,9 @@ def _update_owned(
     PostgreSQL after any competing claim commits), so a worker whose lease lapsed and
     was taken over can never overwrite the new owner's outcome.
     """
-    result = session.execute(
+    # On the session's connection, in its transaction: the same UPDATE without the ORM's
+    # bulk-update bookkeeping, which cost more than the statement (nothing is synchronised).
+    result = session.connection().execute(
         update(Message)
         .where(
             Message.id == message_id,
@@ -555,9 +650,8 @@ def _update_owned(
             Message.status == "sending",
         )
         .values(**values)
-        .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(result.rowcount)
 
 
 def _waiting_status(attempts: int) -> str:
@@ -603,7 +697,41 @@ def _fail_sender_deleted(session: Session, row: Message, now: datetime) -> Deliv
     return _delivered(row.id, values)
 
 
-def _hold_failure(sender: Sender) -> Failure:
+@dataclass(frozen=True)
+class _SenderState:
+    """What delivery reads of a sender for every message: version, limit and hold."""
+
+    id: int
+    address: str
+    updated_at: datetime
+    max_per_minute: int | None
+    held_until: datetime | None
+    hold_code: str | None
+    hold_message: str | None
+
+
+def _sender_state(session: Session, sender_id: int | None) -> _SenderState | None:
+    if sender_id is None:
+        return None
+    found = (
+        session.connection()
+        .execute(
+            select(
+                Sender.id,
+                Sender.address,
+                Sender.updated_at,
+                Sender.max_per_minute,
+                Sender.held_until,
+                Sender.hold_code,
+                Sender.hold_message,
+            ).where(Sender.id == sender_id)
+        )
+        .first()
+    )
+    return _SenderState(*found) if found is not None else None
+
+
+def _hold_failure(sender: _SenderState) -> Failure:
     """What a message of a held sender shows while it waits."""
     until = sender.held_until.strftime("%Y-%m-%d %H:%M UTC") if sender.held_until else "later"
     return Failure(
@@ -648,7 +776,7 @@ def _hold_sender(session: Session, sender_id: int, failure: Failure, until: date
 
 def _end_hold_after_success(session: Session, sender_id: int) -> None:
     # Reading first: an UPDATE per sent mail would lock the sender row on every send.
-    hold_code = session.scalar(select(Sender.hold_code).where(Sender.id == sender_id))
+    hold_code = session.connection().scalar(select(Sender.hold_code).where(Sender.id == sender_id))
     if hold_code is not None:
         release_sender_hold(session, sender_id)
 
@@ -697,11 +825,13 @@ def _add_attempt(
     outcome: SendOutcome | None,
     failure: Failure | None,
 ) -> None:
-    last = session.scalar(
+    # Core statements on the session's connection: one row, no unit of work to flush.
+    connection = session.connection()
+    last = connection.scalar(
         select(func.coalesce(func.max(Attempt.number), 0)).where(Attempt.message_id == message_id)
     )
-    session.add(
-        Attempt(
+    connection.execute(
+        insert(Attempt).values(
             message_id=message_id,
             number=int(last or 0) + 1,
             started_at=started,

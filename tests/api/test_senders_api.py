@@ -4,7 +4,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.support.smtp import SmtpTestServer
+from tests.support.smtp import SmtpTestServer, sender_fields
 
 SECRET = "Zq9-api-secret-ÄÖ-5521"
 SENDER = {
@@ -118,18 +118,7 @@ def test_providers(client: TestClient, admin: dict[str, str]) -> None:
 
 
 def as_body(server: SmtpTestServer, **changes: Any) -> dict[str, Any]:
-    settings = server.sender()
-    return {
-        "smtp_host": settings.smtp_host,
-        "port": settings.port,
-        "encryption": settings.encryption.value,
-        "address": settings.address.address,
-        "display_name": settings.display_name,
-        "password": settings.password,
-        "ca_cert_pem": settings.ca_cert_pem,
-        "timeout_s": settings.timeout_s,
-        **changes,
-    }
+    return sender_fields(server.sender(), **changes)
 
 
 def test_test_mail_from_unsaved_and_saved_settings(

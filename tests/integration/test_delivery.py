@@ -36,7 +36,7 @@ from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker, embedded
 from tests.e2e import wait_until
-from tests.support.smtp import SmtpTestServer, make_sender
+from tests.support.smtp import SmtpTestServer, make_sender, sender_fields
 
 ServerFactory = Callable[..., SmtpTestServer]
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -61,23 +61,8 @@ def clock(rt: Runtime) -> FakeClock:
     return fake
 
 
-def as_fields(settings: SenderSettings, **extra: Any) -> dict[str, Any]:
-    return {
-        "smtp_host": settings.smtp_host,
-        "port": settings.port,
-        "encryption": settings.encryption.value,
-        "address": settings.address.address,
-        "display_name": settings.display_name,
-        "username": settings.username,
-        "password": settings.password,
-        "ca_cert_pem": settings.ca_cert_pem,
-        "timeout_s": settings.timeout_s,
-        **extra,
-    }
-
-
 def add_sender(rt: Runtime, settings: SenderSettings, **extra: Any) -> int:
-    view = sender_service.create_sender(rt, as_fields(settings, **extra))
+    view = sender_service.create_sender(rt, sender_fields(settings, **extra))
     sender_service.set_default_sender(rt, view.id)
     return view.id
 

@@ -2,37 +2,20 @@
 
 from collections.abc import Callable
 from email import message_from_bytes, policy
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from postdesk.domain.mail import TEST_MAIL_SENTENCE
-from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services import senders as service
 from postdesk.services.runtime import Runtime
 from postdesk.services.test_mail import send_test_mail
 from postdesk.storage.models import Message
-from tests.support.smtp import SmtpTestServer
+from tests.support.smtp import SmtpTestServer, sender_fields
 
 ServerFactory = Callable[..., SmtpTestServer]
 CODE = "授权码-Zq9-7731"  # a non-ASCII authorization code
-
-
-def as_fields(settings: SenderSettings) -> dict[str, Any]:
-    """A test server's sender as the input fields an administrator would type."""
-    return {
-        "smtp_host": settings.smtp_host,
-        "port": settings.port,
-        "encryption": settings.encryption.value,
-        "address": settings.address.address,
-        "display_name": settings.display_name,
-        "username": settings.username,
-        "password": settings.password,
-        "ca_cert_pem": settings.ca_cert_pem,
-        "timeout_s": settings.timeout_s,
-    }
 
 
 def records(rt: Runtime) -> list[Message]:
@@ -42,7 +25,7 @@ def records(rt: Runtime) -> list[Message]:
 
 def test_saved_sender_over_starttls_with_login(rt: Runtime, smtp_server: ServerFactory) -> None:
     server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
-    saved = service.create_sender(rt, as_fields(server.sender()))
+    saved = service.create_sender(rt, sender_fields(server.sender()))
     result = send_test_mail(rt, sender_id=saved.id, to="alice@example.org", client_ip="10.0.0.7")
     [received] = server.messages
     assert received.secure
@@ -69,7 +52,7 @@ def test_unsaved_settings_are_tested_without_saving(
     rt: Runtime, smtp_server: ServerFactory
 ) -> None:
     server = smtp_server(tls="implicit")
-    result = send_test_mail(rt, unsaved=as_fields(server.sender()), to="bob@example.org")
+    result = send_test_mail(rt, unsaved=sender_fields(server.sender()), to="bob@example.org")
     assert len(server.messages) == 1
     assert service.list_senders(rt) == []
     [record] = records(rt)
@@ -82,7 +65,7 @@ def test_unsaved_edit_without_password_uses_the_stored_one(
     rt: Runtime, smtp_server: ServerFactory
 ) -> None:
     server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
-    saved = service.create_sender(rt, as_fields(server.sender(encryption="none")))
+    saved = service.create_sender(rt, sender_fields(server.sender(encryption="none")))
     edited = {"encryption": "tls", "display_name": "Edited Name", "password": ""}
     send_test_mail(rt, sender_id=saved.id, unsaved=edited, to="carol@example.org")
     [received] = server.messages
@@ -94,7 +77,7 @@ def test_failure_returns_the_diagnosis_and_is_recorded(
     rt: Runtime, smtp_server: ServerFactory
 ) -> None:
     server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
-    saved = service.create_sender(rt, as_fields(server.sender(password="wrong-password")))
+    saved = service.create_sender(rt, sender_fields(server.sender(password="wrong-password")))
     with pytest.raises(DeliveryError) as caught:
         send_test_mail(rt, sender_id=saved.id, to="alice@example.org")
     assert caught.value.code == "smtp_auth_failed"
@@ -112,7 +95,7 @@ def test_bad_recipient_is_a_validation_error_and_nothing_is_sent(
 ) -> None:
     server = smtp_server()
     with pytest.raises(ValidationError) as caught:
-        send_test_mail(rt, unsaved=as_fields(server.sender()), to="alice@example.org)<b@x.com>")
+        send_test_mail(rt, unsaved=sender_fields(server.sender()), to="alice@example.org)<b@x.com>")
     assert "to" in caught.value.fields
     assert server.messages == []
     assert records(rt) == []

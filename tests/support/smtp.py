@@ -380,3 +380,19 @@ def silent_server() -> Iterator[SilentServer]:
         listener.bind((HOST, 0))
         listener.listen(8)
         yield SilentServer(HOST, listener.getsockname()[1])
+
+
+def sender_fields(settings: SenderSettings, **extra: Any) -> dict[str, Any]:
+    """A validated sender as the input fields an administrator would type (API, services)."""
+    return {
+        "smtp_host": settings.smtp_host,
+        "port": settings.port,
+        "encryption": settings.encryption.value,
+        "address": settings.address.address,
+        "display_name": settings.display_name,
+        "username": settings.username,
+        "password": settings.password,
+        "ca_cert_pem": settings.ca_cert_pem,
+        "timeout_s": settings.timeout_s,
+        **extra,
+    }

@@ -16,22 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from postdesk.domain.senders import SenderSettings
-from postdesk.services import delivery
+from postdesk.services import delivery, delivery_outcomes
 from postdesk.services import senders as sender_service
 from postdesk.services.callers import SYSTEM
-from postdesk.services.delivery import (
-    HOLD,
-    ConnectionPool,
-    SendRateLimiter,
-    claim_due,
-    deliver_claimed,
-    held_senders,
-    make_limiter,
-    queue_depth,
-    refresh_queue_gauges,
-)
+from postdesk.services.claims import claim_due
+from postdesk.services.connection_pool import ConnectionPool
+from postdesk.services.delivery import HOLD, deliver_claimed
 from postdesk.services.messages import submit_batch, submit_message
+from postdesk.services.queue_health import held_senders, queue_depth, refresh_queue_gauges
 from postdesk.services.runtime import Runtime
+from postdesk.services.send_limits import SendRateLimiter, make_limiter
 from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker, embedded
@@ -81,7 +75,7 @@ def queue(rt: Runtime, count: int = 1, **fields: Any) -> list[int]:
     return submit_batch(rt, [request] * count, caller=SYSTEM, client_ip=None)
 
 
-def drain(rt: Runtime, worker_id: str = W1, **options: Any) -> list[delivery.Delivered]:
+def drain(rt: Runtime, worker_id: str = W1, **options: Any) -> list[delivery_outcomes.Delivered]:
     ids = claim_due(rt, worker_id=worker_id, limit=100)
     return deliver_claimed(rt, ids, worker_id=worker_id, **options)
 

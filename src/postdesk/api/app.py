@@ -16,7 +16,7 @@ from postdesk import __version__
 from postdesk.api.errors import install_error_handlers
 from postdesk.api.limits import BodySizeLimit
 from postdesk.api.routes import auth, messages, records, senders, setup, tokens
-from postdesk.services import delivery
+from postdesk.services import queue_health
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import get_mail_settings
 from postdesk.services.sessions import SetupLink
@@ -65,8 +65,8 @@ def healthz(request: Request) -> JSONResponse:
             conn.execute(text("SELECT 1"))
         body["database"] = "ok"
         body["mail_service_configured"] = get_mail_settings(rt).configured
-        body["queue"] = delivery.queue_depth(rt)
-        body["held_senders"] = [h.to_dict() for h in delivery.held_senders(rt)]
+        body["queue"] = queue_health.queue_depth(rt)
+        body["held_senders"] = [h.to_dict() for h in queue_health.held_senders(rt)]
     except SQLAlchemyError:
         body.update(status="unavailable", database="unreachable")
         return JSONResponse(body, status_code=503)
@@ -79,5 +79,5 @@ def healthz(request: Request) -> JSONResponse:
 def metrics(request: Request) -> Response:
     """Prometheus text format: counters from the worker, queue depth from the database."""
     rt: Runtime = request.app.state.rt
-    delivery.refresh_queue_gauges(rt)
+    queue_health.refresh_queue_gauges(rt)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

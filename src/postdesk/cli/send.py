@@ -27,7 +27,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from postdesk.cli.output import print_value, stderr
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.callers import SYSTEM
-from postdesk.services.delivery import claim_due, deliver_claimed
+from postdesk.services.claims import claim_due
+from postdesk.services.delivery import deliver_claimed
 from postdesk.services.messages import MessageView, get_message, submit_message
 from postdesk.services.runtime import Runtime, runtime
 

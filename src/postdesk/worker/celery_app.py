@@ -44,15 +44,12 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from postdesk.config import Settings
 from postdesk.errors import ConfigError
-from postdesk.services.delivery import (
-    ConnectionPool,
-    SendRateLimiter,
-    claim_due,
-    deliver_claimed,
-    make_limiter,
-)
+from postdesk.services.claims import claim_due
+from postdesk.services.connection_pool import ConnectionPool
+from postdesk.services.delivery import deliver_claimed
 from postdesk.services.record_retention import purge_records
 from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.services.send_limits import SendRateLimiter, make_limiter
 from postdesk.worker.embedded import new_worker_id
 
 log = logging.getLogger(__name__)

@@ -23,15 +23,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from postdesk.services.delivery import (
-    ConnectionPool,
-    Delivered,
-    SendRateLimiter,
-    claim_due,
-    deliver_claimed,
-)
+from postdesk.services.claims import claim_due
+from postdesk.services.connection_pool import ConnectionPool
+from postdesk.services.delivery import deliver_claimed
+from postdesk.services.delivery_outcomes import Delivered
 from postdesk.services.record_retention import purge_records
 from postdesk.services.runtime import Runtime
+from postdesk.services.send_limits import SendRateLimiter
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
+
+from postdesk.errors import DeliveryError
 
 THROTTLING_REPLIES = frozenset({421, 450, 451, 452})
 AUTH_FAILED_REPLIES = frozenset({534, 535})
@@ -321,3 +324,28 @@ _REPLY_HINTS = {
         "the mailbox may not exist or may not accept mail."
     ),
 }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an attempt failed, as plain data: a ``DeliveryError``'s fields, or one of
+    postdesk's own codes (kept by the queue, reported by the port probe)."""
+
+    code: str
+    message: str
+    hint: str | None = None
+    smtp_code: int | None = None
+    transient: bool = False
+
+    @classmethod
+    def of(cls, error: DeliveryError) -> Failure:
+        return cls(error.code, error.message, error.hint, error.smtp_code, error.transient)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC's error body, as ``DeliveryError.to_dict`` gives it."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            body["hint"] = self.hint
+        if self.smtp_code is not None:
+            body["smtp_code"] = self.smtp_code
+        return body

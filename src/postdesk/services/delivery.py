@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 
 from postdesk.domain.addresses import parse_address
 from postdesk.domain.attachments import AttachmentPart
+from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import OutgoingMail, build_mail
 from postdesk.domain.retry import RandomSource, retries_left, retry_delay
 from postdesk.domain.senders import SenderSettings
@@ -67,13 +68,13 @@ from postdesk.services.connection_pool import ConnectionPool
 from postdesk.services.delivery_outcomes import (
     AUTH_FAILED,
     Delivered,
-    Failure,
     SenderState,
     add_attempt,
     attachments_of,
     delivered,
     end_hold_after_success,
     fail_sender_deleted,
+    failure_columns,
     given_up,
     held_values,
     hold_failure,
@@ -397,11 +398,11 @@ class _Run:
         delays = self.rt.settings.retry_delays
         if failure.transient and retries_left(made, delays):
             delay = timedelta(seconds=retry_delay(made, delays, self.rng))
-            values.update(failure.columns(), status="retrying", next_attempt_at=now + delay)
+            values.update(failure_columns(failure), status="retrying", next_attempt_at=now + delay)
             return "retrying", values
         if failure.transient:
             failure = given_up(failure, made)
-        values.update(failure.columns(), status="failed", sent_at=now, next_attempt_at=None)
+        values.update(failure_columns(failure), status="failed", sent_at=now, next_attempt_at=None)
         return "failed", values
 
     def put_back(

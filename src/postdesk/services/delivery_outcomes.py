@@ -10,8 +10,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
-from postdesk.domain.diagnosis import DiagnosisCode
-from postdesk.errors import DeliveryError
+from postdesk.domain.diagnosis import DiagnosisCode, Failure
 from postdesk.services import metrics
 from postdesk.storage.models import Attachment, Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
@@ -32,27 +31,14 @@ class Delivered:
     next_attempt_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Failure:
-    """Why an attempt did not deliver: a diagnosis, or one of postdesk's own codes."""
-
-    code: str
-    message: str
-    hint: str | None = None
-    smtp_code: int | None = None
-    transient: bool = False
-
-    @classmethod
-    def of(cls, error: DeliveryError) -> Failure:
-        return cls(error.code, error.message, error.hint, error.smtp_code, error.transient)
-
-    def columns(self) -> dict[str, Any]:
-        return {
-            "error_code": self.code,
-            "error_message": self.message,
-            "error_hint": self.hint,
-            "smtp_code": self.smtp_code,
-        }
+def failure_columns(failure: Failure) -> dict[str, Any]:
+    """The message's error columns for ``failure``."""
+    return {
+        "error_code": failure.code,
+        "error_message": failure.message,
+        "error_hint": failure.hint,
+        "smtp_code": failure.smtp_code,
+    }
 
 
 def renew_lease(session: Session, message_id: int, worker_id: str, until: datetime) -> bool:
@@ -95,7 +81,7 @@ def put_back_row(
         "next_attempt_at": due,
     }
     if error is not None:
-        values.update(error.columns())
+        values.update(failure_columns(error))
     if row.lease_owner is None or not update_owned(session, row.id, row.lease_owner, values):
         return None
     if error is not None:
@@ -180,7 +166,7 @@ def held_values(row: Message, failure: Failure, until: datetime, now: datetime) 
         "lease_owner": None,
         "lease_until": None,
         "next_attempt_at": now,
-        **failure.columns(),
+        **failure_columns(failure),
         "error_hint": (failure.hint or "") + note,
     }
 

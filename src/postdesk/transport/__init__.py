@@ -12,7 +12,6 @@ from postdesk.transport.diagnose import diagnose, endpoint_of
 from postdesk.transport.probe import (
     DEFAULT_PORTS,
     CertificateReport,
-    PortDiagnosis,
     PortMode,
     PortReport,
     probe_host,
@@ -24,7 +23,6 @@ __all__ = [
     "AUTH_MECHANISMS",
     "DEFAULT_PORTS",
     "CertificateReport",
-    "PortDiagnosis",
     "PortMode",
     "PortReport",
     "SendOutcome",

@@ -14,11 +14,10 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography import x509
 
-from postdesk.domain.diagnosis import DiagnosisCode, Endpoint, Stage
+from postdesk.domain.diagnosis import DiagnosisCode, Endpoint, Failure, Stage
 from postdesk.domain.senders import Encryption
 from postdesk.errors import DeliveryError
 from postdesk.transport.connection import StagedClient
@@ -63,30 +62,6 @@ class CertificateReport:
 
 
 @dataclass(frozen=True)
-class PortDiagnosis:
-    """What failed on a port, as plain data (a ``DeliveryError``'s fields)."""
-
-    code: str
-    message: str
-    hint: str | None = None
-    smtp_code: int | None = None
-    transient: bool = False
-
-    @classmethod
-    def of(cls, error: DeliveryError) -> PortDiagnosis:
-        return cls(error.code, error.message, error.hint, error.smtp_code, error.transient)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The SPEC's error body, as ``DeliveryError.to_dict`` gives it."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.hint:
-            body["hint"] = self.hint
-        if self.smtp_code is not None:
-            body["smtp_code"] = self.smtp_code
-        return body
-
-
-@dataclass(frozen=True)
 class PortReport:
     """What answers on one port; ``error`` says what failed there, if anything did."""
 
@@ -98,7 +73,7 @@ class PortReport:
     certificate: CertificateReport | None = None
     auth_methods: tuple[str, ...] = ()
     size_limit: int | None = None
-    error: PortDiagnosis | None = None
+    error: Failure | None = None
 
     @property
     def diagnosis(self) -> str | None:
@@ -121,7 +96,7 @@ class _AttemptError(Exception):
     def __init__(self, stage: Stage, error: DeliveryError, found: _Findings) -> None:
         super().__init__(error.message)
         self.stage = stage
-        self.error = PortDiagnosis.of(error)
+        self.error = Failure.of(error)
         self.found = found
 
 
@@ -250,7 +225,7 @@ def _report(
     mode: PortMode,
     found: _Findings,
     *,
-    error: PortDiagnosis | None = None,
+    error: Failure | None = None,
     problem: str | None = None,
 ) -> PortReport:
     certificate = None

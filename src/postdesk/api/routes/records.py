@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from postdesk.api.deps import AdminDep, RuntimeDep
@@ -13,51 +13,39 @@ from postdesk.services import record_export, record_filters, records
 router = APIRouter(prefix="/records", tags=["records"])
 
 
-def _filter(
-    sender: str | None,
-    recipient: str | None,
-    template: str | None,
-    since: str | None,
-    until: str | None,
-    result: str | None,
+def record_filter(
+    sender: str | None = None,
+    recipient: str | None = None,
+    template: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    result: str | None = None,
 ) -> record_filters.RecordFilter:
+    """The filter query parameters shared by the listing and the CSV export."""
     return record_filters.parse_record_filter(
         {"sender": sender, "recipient": recipient, "template": template, "since": since,
          "until": until, "result": result}
     )  # fmt: skip
 
 
+FilterDep = Annotated[record_filters.RecordFilter, Depends(record_filter)]
+
+
 @router.get("")
 def search(
     rt: RuntimeDep,
     caller: AdminDep,
-    sender: str | None = None,
-    recipient: str | None = None,
-    template: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    result: str | None = None,
+    flt: FilterDep,
     limit: str | None = None,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """Records newest first, every filter combined with AND; follow ``next_cursor``."""
-    flt = _filter(sender, recipient, template, since, until, result)
     page = records.search_records(rt, flt, limit=record_filters.parse_limit(limit), cursor=cursor)
-    return {"items": [r.to_dict() for r in page.items], "next_cursor": page.next_cursor}
+    return page.to_dict()
 
 
 @router.get(".csv", response_class=StreamingResponse)
-def export_csv(
-    rt: RuntimeDep,
-    caller: AdminDep,
-    sender: str | None = None,
-    recipient: str | None = None,
-    template: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    result: str | None = None,
-) -> StreamingResponse:
-    flt = _filter(sender, recipient, template, since, until, result)
+def export_csv(rt: RuntimeDep, caller: AdminDep, flt: FilterDep) -> StreamingResponse:
     return StreamingResponse(
         record_export.iter_records_csv(rt, flt),
         media_type="text/csv; charset=utf-8",

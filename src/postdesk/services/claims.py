@@ -51,7 +51,7 @@ def _candidates(
         query = (
             select(order, Message.id)
             .where(Message.status == status, due, _sender_free(now))
-            .order_by(order)
+            .order_by(order, Message.id)  # ties (one clock tick) in arrival order
             .limit(limit)
             .with_for_update(skip_locked=True, of=Message)  # PostgreSQL; a no-op on SQLite
         )

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from postdesk import __version__
-from postdesk.api.errors import install_error_handlers
+from postdesk.api.errors import ErrorPage, install_error_handlers
 from postdesk.api.limits import BodySizeLimit
-from postdesk.api.routes import auth, messages, records, senders, setup, tokens
+from postdesk.api.routes import auth, messages, records, senders, tokens
 from postdesk.services import queue_health
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import get_mail_settings
@@ -29,8 +29,13 @@ class WorkerState(Protocol):
 
 
 def create_app(
-    rt: Runtime, *, worker: WorkerState | None = None, setup_link: SetupLink | None = None
+    rt: Runtime,
+    *,
+    worker: WorkerState | None = None,
+    setup_link: SetupLink | None = None,
+    error_page: ErrorPage | None = None,
 ) -> FastAPI:
+    """The REST API, /healthz and /metrics (``postdesk.web.site`` adds the pages)."""
     app = FastAPI(
         title="postdesk",
         version=__version__,
@@ -43,13 +48,12 @@ def create_app(
     app.state.worker = worker
     app.state.setup_link = setup_link or SetupLink()
     app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
-    install_error_handlers(app)
+    install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, senders, tokens, messages, records):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(setup.router)
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app

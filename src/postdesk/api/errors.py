@@ -3,18 +3,20 @@
 ``{"error": {"code", "message", "hint"?, "fields"?, "smtp_code"?}}`` for postdesk errors,
 FastAPI's own validation errors (422 ``validation_error`` with ``fields``), HTTP errors
 such as unknown paths, storage outages (503 ``unavailable``) and anything unexpected
-(500, logged, never a stack trace in the answer).
+(500, logged, never a stack trace in the answer). Outside the API the same errors are
+rendered as a page, when the web pages are installed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
@@ -86,32 +88,48 @@ def _http_response(exc: HTTPException) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def postdesk_error(request: Request, exc: Exception) -> JSONResponse:
+ErrorPage = Callable[[Request, int, dict[str, Any]], Response]
+"""Renders an error for a person in a browser: (request, status, the error's dict)."""
+
+_NOT_PAGES = ("/api/", "/healthz", "/metrics")
+
+
+def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
+    """JSON errors for the API; ``page`` renders them for web pages when given."""
+
+    def answer(request: Request, response: JSONResponse) -> Response:
+        if page is None or request.url.path.startswith(_NOT_PAGES):
+            return response
+        error = json.loads(bytes(response.body))["error"]
+        html = page(request, response.status_code, error)
+        if "Retry-After" in response.headers:
+            html.headers["Retry-After"] = response.headers["Retry-After"]
+        return html
+
+    async def postdesk_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, errors.PostdeskError)
-        return error_response(exc)
+        return answer(request, error_response(exc))
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return _validation_response(exc)
+        return answer(request, _validation_response(exc))
 
-    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _http_response(exc)
+        return answer(request, _http_response(exc))
 
-    async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+    async def storage_error(request: Request, exc: Exception) -> Response:
         log.error("storage unavailable: %s", type(exc).__name__)
-        return error_response(
-            errors.UnavailableError(
-                "The database cannot take the request right now.",
-                hint="Try again shortly; check the database server and free disk space.",
-            )
+        unavailable = errors.UnavailableError(
+            "The database cannot take the request right now.",
+            hint="Try again shortly; check the database server and free disk space.",
         )
+        return answer(request, error_response(unavailable))
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         body = {"error": {"code": "internal_error", "message": "An unexpected error happened."}}
-        return JSONResponse(body, status_code=500)
+        return answer(request, JSONResponse(body, status_code=500))
 
     app.add_exception_handler(errors.PostdeskError, postdesk_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -9,10 +9,10 @@ import uvicorn
 from rich.markup import escape
 
 from postdesk import __version__
-from postdesk.api.app import create_app
 from postdesk.cli.output import stderr
 from postdesk.services.runtime import runtime
 from postdesk.services.sessions import SetupLink
+from postdesk.web.site import create_site
 from postdesk.worker.embedded import EmbeddedWorker
 
 
@@ -37,7 +37,7 @@ def run_server(host: str, port: int) -> None:
 
             install_submit_hook(rt)  # Celery workers send the mail: tell them of each one
         link = SetupLink()
-        app = create_app(rt, worker=worker, setup_link=link)
+        app = create_site(rt, worker=worker, setup_link=link)
         config = uvicorn.Config(app, host=host, port=port, log_level="info")
         logging.getLogger("uvicorn.access").addFilter(_RedactSetupToken())
         stderr.print(f"postdesk {__version__}: data in {escape(str(rt.settings.home))}")

@@ -77,3 +77,10 @@ def _taken(name: str) -> ValidationError:
         {"username": f"the administrator {name!r} already exists"},
         hint="Choose another name.",
     )
+
+
+def admin_name(rt: Runtime, admin_id: int) -> str | None:
+    """The user name of administrator ``admin_id`` (None if it no longer exists)."""
+    with rt.transaction() as session:
+        admin = session.get(Admin, admin_id)
+        return admin.username if admin is not None else None

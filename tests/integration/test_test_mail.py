@@ -9,6 +9,7 @@ from sqlalchemy import select
 from postdesk.domain.mail import TEST_MAIL_SENTENCE
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services import senders as service
+from postdesk.services.records import get_record
 from postdesk.services.runtime import Runtime
 from postdesk.services.test_mail import send_test_mail
 from postdesk.storage.models import Message
@@ -46,6 +47,9 @@ def test_saved_sender_over_starttls_with_login(rt: Runtime, smtp_server: ServerF
     )
     assert record.message_id == result.message_id
     assert record.sent_at is not None and record.error_code is None
+    [attempt] = get_record(rt, record.id).attempt_history
+    assert (attempt.number, attempt.outcome, attempt.error_code) == (1, "sent", None)
+    assert attempt.reply == "2.0.0 Ok: queued as 1"  # the server's answer to the data
 
 
 def test_unsaved_settings_are_tested_without_saving(
@@ -88,6 +92,11 @@ def test_failure_returns_the_diagnosis_and_is_recorded(
     )  # fmt: skip
     assert record.error_hint == caught.value.hint
     assert "wrong-password" not in f"{record.error_message} {record.error_hint}"
+    [attempt] = get_record(rt, record.id).attempt_history
+    assert (attempt.outcome, attempt.error_code, attempt.smtp_code) == (
+        "failed", "smtp_auth_failed", 535,
+    )  # fmt: skip
+    assert attempt.reply == caught.value.message
 
 
 def test_bad_recipient_is_a_validation_error_and_nothing_is_sent(

@@ -19,7 +19,7 @@ from postdesk.services.senders import (
     get_sender_row,
     sender_settings,
 )
-from postdesk.storage.models import Message
+from postdesk.storage.models import Attempt, Message
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import send_message
 
@@ -49,7 +49,7 @@ def send_test_mail(
     started = rt.clock()
     mail = build_test_mail(settings, recipient, started)
     try:
-        send_message(
+        outcome = send_message(
             settings,
             envelope_from=mail.envelope_from,
             recipients=mail.recipients,
@@ -59,7 +59,7 @@ def send_test_mail(
     except DeliveryError as exc:
         _record(rt, settings, sender_id, mail, recipient, started, client_ip, exc)
         raise
-    record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, None)
+    record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, outcome.reply)
     if sender_id is not None and unsaved is None:
         _release_hold(rt, sender_id)
     return TestMailResult(message_id=mail.message_id, record_id=record_id)
@@ -107,8 +107,11 @@ def _record(
     recipient: MailAddress,
     started: datetime,
     client_ip: str | None,
-    failure: DeliveryError | None,
+    result: DeliveryError | str,
 ) -> int:
+    """Keep the test mail as a ``test`` record with its one attempt (the server's reply)."""
+    failure = result if isinstance(result, DeliveryError) else None
+    ended = rt.clock()
     row = Message(
         kind="test",
         status="failed" if failure else "sent",
@@ -127,7 +130,16 @@ def _record(
         message_id=mail.message_id,
         attempts=1,
         created_at=started,
-        sent_at=rt.clock(),
+        sent_at=ended,
+    )
+    attempt = Attempt(
+        number=1,
+        started_at=started,
+        ended_at=ended,
+        outcome="failed" if failure else "sent",
+        error_code=failure.code if failure else None,
+        smtp_code=failure.smtp_code if failure else None,
+        reply=failure.message if failure else str(result),
     )
     if failure is not None:
         row.error_code = failure.code
@@ -137,4 +149,6 @@ def _record(
     with rt.transaction() as session:
         session.add(row)
         session.flush()
+        attempt.message_id = row.id
+        session.add(attempt)
         return row.id

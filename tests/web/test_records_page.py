@@ -245,7 +245,7 @@ def test_the_detail_shows_the_error_hint_attempts_and_refused_recipients(
     assert "Message rejected as spam" in text
     assert record.error_hint and record.error_hint in text
     assert "smtp_rejected_as_spam" in text
-    attempts = re.findall(r"<tr>\s*<td class=\"nowrap\">(\d+)</td>", page.text)
+    attempts = re.findall(r'<td class="nowrap" data-label="#"><span>(\d+)</span>', page.text)
     assert attempts == ["1", "2"]
     assert "Greylisted, try later" in text and "Will retry" in text
     assert link(page.text, "Back to the list") == "/mailbox/records?recipient=alice&page=2"

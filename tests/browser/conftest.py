@@ -98,7 +98,7 @@ def live(rt: Runtime) -> Iterator[LiveSite]:
         thread.join(timeout=10)
 
 
-def _page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
+def new_page(browser: Browser, viewport: dict[str, int]) -> Iterator[Page]:
     context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -120,7 +120,7 @@ def log_in(
 
 @pytest.fixture
 def anonymous_page(browser: Browser) -> Iterator[Page]:
-    yield from _page(browser, DESKTOP)
+    yield from new_page(browser, DESKTOP)
 
 
 @pytest.fixture
@@ -131,13 +131,13 @@ def admin_user(live: LiveSite) -> str:
 
 @pytest.fixture
 def admin_page(browser: Browser, live: LiveSite, admin_user: str) -> Iterator[Page]:
-    for page in _page(browser, DESKTOP):
+    for page in new_page(browser, DESKTOP):
         log_in(page, live)
         yield page
 
 
 @pytest.fixture
 def phone_page(browser: Browser, live: LiveSite, admin_user: str) -> Iterator[Page]:
-    for page in _page(browser, PHONE):
+    for page in new_page(browser, PHONE):
         log_in(page, live)
         yield page

@@ -493,3 +493,56 @@ def test_a_failing_hook_does_not_undo_the_acceptance(rt: Runtime) -> None:
     rt.submitted_hooks.append(broken_hook)
     submitted = submit_message(rt, request(), caller=SYSTEM, client_ip=None)
     assert submitted.created and load(rt, submitted.id).status == "queued"
+
+
+def test_a_batch_keeps_each_message_with_its_own_sender_and_attachments(rt: Runtime) -> None:
+    default = add_sender(rt)
+    other = add_sender(rt, "alerts@example.com", default=False)
+    ids = submit_batch(
+        rt,
+        [
+            request(attachments=[attachment(filename="one.pdf"), attachment(filename="two.pdf")]),
+            request(sender_id=other),
+            request(attachments=[attachment(filename="three.csv", content_base64=b64(b"a,b"))]),
+        ],
+        caller=SYSTEM,
+        client_ip=None,
+    )
+    with rt.transaction() as session:
+        files = session.execute(
+            select(Attachment.message_id, Attachment.position, Attachment.filename).order_by(
+                Attachment.message_id, Attachment.position
+            )
+        ).all()
+    assert [tuple(f) for f in files] == [
+        (ids[0], 0, "one.pdf"),
+        (ids[0], 1, "two.pdf"),
+        (ids[2], 0, "three.csv"),
+    ]
+    assert [load(rt, i).sender_id for i in ids] == [default, other, default]
+    assert [load(rt, i).sender_address for i in ids][1] == "alerts@example.com"
+    assert load(rt, ids[0]).resources == ["one.pdf", "two.pdf"]
+    assert len({load(rt, i).message_id for i in ids}) == 3
+
+
+def test_an_expired_key_in_a_batch_gives_way_to_a_new_message(
+    rt: Runtime, clock: FakeClock
+) -> None:
+    add_sender(rt)
+    [old] = submit_batch(rt, [request(idempotency_key="k")], caller=SYSTEM, client_ip=None)
+    [recent] = submit_batch(rt, [request(idempotency_key="r")], caller=SYSTEM, client_ip=None)
+    clock.advance(hours=24, minutes=1)
+    [recent_again] = submit_batch(rt, [request(idempotency_key="r")], caller=SYSTEM, client_ip=None)
+    assert recent_again != recent  # 24 h passed for this one too
+    clock.advance(hours=1)
+    ids = submit_batch(
+        rt,
+        [request(idempotency_key="k"), request(idempotency_key="r"), request(idempotency_key="k")],
+        caller=SYSTEM,
+        client_ip=None,
+    )
+    assert ids[0] not in (old, recent) and ids[2] == ids[0]
+    assert ids[1] == recent_again
+    assert load(rt, old).idempotency_key is None
+    assert load(rt, ids[0]).idempotency_key == "admin:k"
+    assert count_messages(rt) == 4

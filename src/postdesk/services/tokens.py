@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from postdesk.domain.addresses import AddressError, check_header_value
 from postdesk.errors import NotFoundError, ValidationError
@@ -77,19 +77,35 @@ def delete_token(rt: Runtime, token_id: int) -> None:
 
 
 def authenticate_token(rt: Runtime, token: str) -> Caller | None:
-    """The caller a bearer token stands for, or ``None`` for an unknown or revoked token."""
+    """The caller a bearer token stands for, or ``None`` for an unknown or revoked token.
+
+    Every request reads the token's row again (so a revoke counts at once, from any
+    process), with one pre-built statement outside any write transaction; only the
+    once-a-minute ``last_used_at`` refresh writes.
+    """
     if not token.startswith(TOKEN_PREFIX):
         return None
-    digest = token_hash(token)
-    with rt.transaction() as session:
-        row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
-        if row is None:
-            return None
-        now = rt.clock()
-        if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            row.last_used_at = now
-        scope: Scope = "admin" if row.scope == "admin" else "send"
-        return Caller(scope=scope, token_id=row.id)
+    with rt.engine.connect() as connection:
+        row = connection.execute(_FIND, {"digest": token_hash(token)}).first()
+    if row is None:
+        return None
+    token_id, granted, last_used_at = row
+    now = rt.clock()
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        with rt.transaction() as session:
+            session.connection().execute(_TOUCH, {"token_id": token_id, "now": now})
+    scope: Scope = "admin" if granted == "admin" else "send"
+    return Caller(scope=scope, token_id=token_id)
+
+
+_FIND = select(ApiToken.id, ApiToken.scope, ApiToken.last_used_at).where(
+    ApiToken.token_hash == bindparam("digest")
+)
+_TOUCH = (
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now", type_=ApiToken.__table__.c.last_used_at.type))
+)
 
 
 def token_hash(token: str) -> str:

@@ -10,12 +10,21 @@ refuse to upgrade to a write ("database is locked" without waiting), and
 savepoints (``Session.begin_nested``) are real. Races between a check and a
 write are settled by constraints, as on PostgreSQL. Keep write transactions
 short: commit before any network I/O such as an SMTP conversation.
+
+Within one process, writers queue for SQLite's write lock on a Python lock first
+(``_WriteGate``): SQLite's own busy handler polls with sleeps of up to 100 ms, so
+several threads waiting on it (API requests and the worker) would idle while the
+database is free. The gate is held from a transaction's first write until its
+connection goes back to the pool; a thread that waits longer than the busy timeout
+for it goes on to SQLite's own waiting, as without the gate.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +112,50 @@ def _sqlite_engine(url: URL) -> Engine:
     )
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "savepoint", _on_sqlite_savepoint)
+    gate = _GATES[engine] = _WriteGate()
+    event.listen(engine, "before_cursor_execute", gate.before_execute)
+    for name in ("checkin", "close", "detach", "invalidate"):
+        event.listen(engine.pool, name, gate.release_entry)
     return engine
+
+
+_WRITES = ("insert", "update", "delete", "replace")
+_GATES: weakref.WeakKeyDictionary[Engine, _WriteGate] = weakref.WeakKeyDictionary()
+
+
+class _WriteGate:
+    """One writing transaction at a time per SQLite engine in this process, in turn."""
+
+    _KEY = "postdesk_write_gate"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def before_execute(
+        self,
+        connection: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if statement.lstrip()[:7].lower().startswith(_WRITES):
+            self.enter(connection)
+
+    def enter(self, connection: Connection) -> None:
+        """Before the first write of a transaction: wait for the other writers first."""
+        info = connection.connection.info
+        raw = connection.connection.driver_connection
+        if info.get(self._KEY) or (raw is not None and raw.in_transaction):
+            return
+        # Past the busy timeout, SQLite decides (and reports "database is locked").
+        info[self._KEY] = self._lock.acquire(timeout=BUSY_TIMEOUT_S)
+
+    def release_entry(self, dbapi_connection: Any, record: Any, *_: Any) -> None:
+        info = getattr(record, "info", None)
+        if info is not None and info.pop(self._KEY, False):
+            self._lock.release()
 
 
 def _make_parent(path: Path) -> None:
@@ -156,6 +208,9 @@ def begin_sqlite_write(connection: Connection) -> None:
         return
     raw = connection.connection.driver_connection
     if raw is not None and not raw.in_transaction:
+        gate = _GATES.get(connection.engine)
+        if gate is not None:
+            gate.enter(connection)
         raw.execute("BEGIN IMMEDIATE")
 
 

@@ -340,7 +340,7 @@ def test_an_expired_lease_is_claimed_again_and_resent_with_the_same_message_id(
     def database_gone(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("UPDATE messages", {}, ConnectionError("server closed"))
 
-    monkeypatch.setattr(delivery._Run, "_finish", database_gone)
+    monkeypatch.setattr(delivery._Run, "commit", database_gone)
     with pytest.raises(OperationalError):
         deliver_claimed(rt, [message_id], worker_id=W1)
     monkeypatch.undo()
@@ -647,3 +647,74 @@ def test_the_embedded_worker_purges_old_records(rt: Runtime) -> None:
     with rt.transaction() as session:
         left = session.execute(select(Message.status, Message.created_at)).all()
     assert sorted(status for status, _ in left) == ["queued", "sent"]  # unfinished mail stays
+
+
+def test_outcomes_are_committed_in_groups_of_at_most_outcomes_per_commit(
+    rt: Runtime, clock: FakeClock, smtp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a crash can lose: never more than OUTCOMES_PER_COMMIT accepted, uncommitted mails."""
+    server = smtp_server()
+    add_sender(rt, server.sender())
+    ids = queue(rt, 5)
+    monkeypatch.setattr(delivery, "OUTCOMES_PER_COMMIT", 2)
+    monkeypatch.setattr(delivery, "COMMIT_EVERY_S", 3600.0)  # only the count decides here
+    real_send = delivery._Run._send
+    seen: list[list[str]] = []
+
+    def watched_send(run: delivery._Run, job: Any) -> Any:
+        # What another session (or a restarted process) sees as this message goes out.
+        seen.append([load(rt, i).status for i in ids])
+        return real_send(run, job)
+
+    monkeypatch.setattr(delivery._Run, "_send", watched_send)
+    assert [r.status for r in drain(rt)] == ["sent"] * 5
+    sending, sent = "sending", "sent"
+    assert seen == [
+        [sending] * 5,
+        [sending] * 5,  # the first outcome waits for a second one
+        [sent, sent, sending, sending, sending],
+        [sent, sent, sending, sending, sending],
+        [sent, sent, sent, sent, sending],
+    ]
+    assert [len(attempts_of(rt, i)) for i in ids] == [1] * 5
+
+
+def test_each_commit_renews_the_leases_of_the_messages_not_sent_yet(
+    rt: Runtime, clock: FakeClock, smtp_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = smtp_server()
+    add_sender(rt, server.sender())
+    ids = queue(rt, 3)
+    monkeypatch.setattr(delivery, "COMMIT_EVERY_S", 0.0)  # a commit before every message
+    real_send = delivery._Run._send
+    taken: list[list[int]] = []
+
+    def slow_send(run: delivery._Run, job: Any) -> Any:
+        # Each transaction takes 40 s: without renewals the third message's lease (60 s
+        # from the claim) would have run out before it is sent, and W2 could take it.
+        clock.advance(seconds=40)
+        taken.append(claim_due(rt, worker_id=W2, limit=10))
+        return real_send(run, job)
+
+    monkeypatch.setattr(delivery._Run, "_send", slow_send)
+    assert [r.status for r in drain(rt)] == ["sent"] * 3
+    assert taken == [[], [], []]
+    assert len(server.messages) == 3
+    assert [load(rt, i).lease_owner for i in ids] == [None] * 3
+
+
+def test_a_large_body_is_read_when_its_message_is_sent(
+    rt: Runtime, clock: FakeClock, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server()
+    add_sender(rt, server.sender())
+    rows = "".join(f"<tr><td>row {n}</td></tr>" for n in range(12_000))
+    large = f"<table>{rows}</table><p>end of the large one</p>"
+    assert len(large) > delivery_outcomes.INLINE_BODY_CHARS
+    ids = queue(rt, 1, html=large, text="plain") + queue(rt, 1, text="the small one")
+    assert [r.status for r in drain(rt)] == ["sent", "sent"]
+    first, second = (message_from_bytes(m.content, policy=policy.default) for m in server.messages)
+    html = first.get_body(("html",))
+    assert html is not None and "end of the large one" in html.get_content()
+    assert second.get_body(("plain",)).get_content().strip() == "the small one"
+    assert [load(rt, i).attempts for i in ids] == [1, 1]

@@ -9,11 +9,13 @@ Leases
     ``lease_until`` = now + ``POSTDESK_LEASE_S``. On PostgreSQL it selects them ``FOR UPDATE
     SKIP LOCKED`` (two workers never wait for, nor take, each other's rows); on SQLite,
     where that clause does nothing, the claim runs in an immediate (write-locked)
-    transaction. Just before its SMTP transaction a message's lease is renewed (in the
-    same commit that records the outcome of the message sent before it, when there is
-    one: one commit per message), so a lease only has to outlast one transaction, not a
-    whole batch; the outcome is written by a conditional UPDATE that matches only while
-    this worker still owns the message.
+    transaction. A batch's messages are read once, when it starts; their outcomes are
+    committed in groups (below), and each such commit also renews the leases of the
+    batch's messages not sent yet. A commit is made before a message is sent whenever
+    ``COMMIT_EVERY_S`` has passed since the last one (the claim counts as the first), so
+    a lease only has to outlast that interval plus one SMTP transaction, not a whole
+    batch; outcomes are written only for the rows this worker still owns (locked first,
+    then updated by a conditional UPDATE), never over another worker's.
     A message left in ``sending`` by a crashed process is claimed again once its lease
     has run out. ``POSTDESK_LEASE_S`` must therefore exceed the longest single SMTP
     transaction (connecting, logging in and pushing the largest message, each reply
@@ -25,10 +27,12 @@ Duplicates
     connection was lost or timed out after the final dot, before the server's reply, or
     the process died (or lost its database) between the server's ``250`` and the commit
     of ``sent``. Each such attempt can cause at most one extra copy, always with the same
-    Message-ID (generated at submission), so a process that dies causes at most one
-    duplicate per connection that was inside its DATA phase at that moment: at most one
-    per worker thread, and never more than the messages it left in ``sending``.
-    ``tests/e2e/test_crash.py`` measures it.
+    Message-ID (generated at submission). Outcomes are committed together, at most
+    ``OUTCOMES_PER_COMMIT`` (20) at a time and at least every ``COMMIT_EVERY_S`` (0.1 s),
+    so a process that dies causes at most one duplicate per message whose ``250`` had not
+    been committed yet (or that was inside its DATA phase): at most
+    ``OUTCOMES_PER_COMMIT`` per worker thread, and never more than the messages it left
+    in ``sending``. ``tests/e2e/test_crash.py`` measures it.
 
 Retries and holds
     Transient failures are retried after ``POSTDESK_RETRY_DELAYS`` with jitter
@@ -48,15 +52,15 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from postdesk.domain.addresses import parse_address
+from postdesk.domain.addresses import MailAddress, parse_address
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import OutgoingMail, build_mail
@@ -67,28 +71,32 @@ from postdesk.services import metrics
 from postdesk.services.connection_pool import ConnectionPool
 from postdesk.services.delivery_outcomes import (
     AUTH_FAILED,
+    Claimed,
     Delivered,
+    Outcome,
     SenderState,
-    add_attempt,
     attachments_of,
+    attempt_row,
     delivered,
-    end_hold_after_success,
     fail_sender_deleted,
     failure_columns,
     given_up,
     held_values,
     hold_failure,
     hold_sender,
-    put_back_row,
+    load_claimed,
+    put_back,
     refusals,
-    renew_lease,
-    sender_state,
-    update_owned,
+    renew_leases,
+    sender_states,
+    with_bodies,
+    write_outcomes,
 )
 from postdesk.services.runtime import Runtime
 from postdesk.services.send_limits import SendRateLimiter
 from postdesk.services.senders import settings_from_row
-from postdesk.storage.models import Attachment, Message, Sender
+from postdesk.storage.models import Sender
+from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import SendOutcome
 
 log = logging.getLogger(__name__)
@@ -97,23 +105,28 @@ HOLD = timedelta(minutes=10)
 WAITING = ("queued", "retrying")
 MESSAGE_INVALID = "message_invalid"
 INTERNAL_ERROR = "internal_error"
-_NO_ERROR = {"error_code": None, "error_message": None, "error_hint": None, "smtp_code": None}
+# Outcomes are committed together, at most this many in one commit ...
+OUTCOMES_PER_COMMIT = 20
+# ... and at least this often while a batch is being sent (each such commit also renews
+# the leases of the batch's messages not sent yet).
+COMMIT_EVERY_S = 0.1
 
-
-# --- delivering ----------------------------------------------------------------------------
+Settle = Callable[[Session], list[Delivered]]
 
 
 @dataclass(frozen=True)
 class _Job:
-    """A claimed message, loaded and ready to build and send."""
+    """A claimed message with what sending it needs: its sender's settings and files."""
 
-    id: int
+    message: Claimed
     sender_id: int
     sender_version: object
     settings: SenderSettings
-    max_per_minute: int | None
-    row: Message
     attachments: tuple[AttachmentPart, ...]
+
+    @property
+    def id(self) -> int:
+        return self.message.id
 
 
 def deliver_claimed(
@@ -130,53 +143,32 @@ def deliver_claimed(
 
     ``connections`` is kept open for the caller to reuse (a pool made here is closed at
     the end). When ``should_stop`` turns true, the messages not started yet go back to
-    the queue at once instead of waiting for their leases to run out.
+    the queue at once instead of waiting for their leases to run out. Outcomes are
+    committed in groups (``OUTCOMES_PER_COMMIT``, ``COMMIT_EVERY_S``) and all of them
+    before this returns.
     """
+    if not ids:
+        return []
     pool = connections if connections is not None else ConnectionPool()
     # Jitter only spreads retries out; nothing here needs unpredictable numbers.
     rng = rng or random.Random()  # noqa: S311
     run = _Run(rt, worker_id, limiter or SendRateLimiter(), pool, rng)
-    results: list[Delivered] = []
     try:
-        ordered, run.with_attachments = _in_sender_order(rt, ids)
-        for index, message_id in enumerate(ordered):
+        run.start(ids)
+        while run.waiting:
             if should_stop is not None and should_stop():
-                done = run.stop_before(message_id)
-            else:
-                following = ordered[index + 1] if index + 1 < len(ordered) else None
-                done = run.deliver(message_id, following=following)
-            if done is not None:
-                results.append(done)
+                run.stop()
+                break
+            run.deliver_next()
+        run.commit()
     finally:
         if connections is None:
             pool.close()
-    return results
-
-
-def _in_sender_order(rt: Runtime, ids: Sequence[int]) -> tuple[list[int], set[int]]:
-    """The ids grouped by sender, so each connection sends its messages back to back.
-
-    Also which of them carry attachments (attachments are added only at submission), so
-    that a message without any is not asked for them again.
-    """
-    if not ids:
-        return [], set()
-    with rt.transaction() as session:
-        rows = session.execute(
-            select(Message.id, Message.sender_id).where(Message.id.in_(list(ids)))
-        ).all()
-        # From the (message_id) index alone: reading attachment rows would load their blobs.
-        with_attachments = set(
-            session.scalars(
-                select(Attachment.message_id).where(Attachment.message_id.in_(list(ids))).distinct()
-            )
-        )
-    ordered = [row.id for row in sorted(rows, key=lambda r: (r.sender_id or 0, r.id))]
-    return ordered, with_attachments
+    return run.results
 
 
 class _Run:
-    """One ``deliver_claimed`` call: its worker, limiter, connections and failed logins."""
+    """One ``deliver_claimed`` call: its messages, connections and uncommitted outcomes."""
 
     def __init__(
         self,
@@ -191,121 +183,129 @@ class _Run:
         self.limiter = limiter
         self.pool = pool
         self.rng = rng
+        self.results: list[Delivered] = []
+        # The owned messages not started yet, grouped by sender (one connection each).
+        self.waiting: list[Claimed] = []
+        self.with_attachments: set[int] = set()
         # A sender whose connection could not be opened fails the rest of its messages in
         # this batch with the same diagnosis, instead of waiting out the timeout again.
         self.broken: dict[int, Failure] = {}
-        # Messages of this batch known to carry attachments (None: ask for every message).
-        self.with_attachments: set[int] | None = None
+        self._senders: dict[int, SenderState] = {}
+        self._sender_of: dict[int, int | None] = {}
+        self._last_attempt: dict[int, int] = {}
+        self._pending: list[Outcome] = []
+        self._deferred: list[str] = []  # put back without an attempt in this commit: why
+        self._committed_at = time.monotonic()
         # Decrypted settings by sender and version (``updated_at``): an edit makes a new one.
-        self._settings: dict[int, tuple[object, SenderSettings]] = {}
-        # The following message, prepared in the transaction that recorded the previous
-        # outcome (one commit per message instead of two): its job, or how it was settled.
-        self._ahead: dict[int, _Job | Delivered | None] = {}
+        self._settings = pool.settings
 
-    def stop_before(self, message_id: int) -> Delivered | None:
-        """Stopping: the message goes back to the queue (unless preparing it settled it)."""
-        if message_id in self._ahead:
-            ahead = self._ahead.pop(message_id)
-            if not isinstance(ahead, _Job):
-                return ahead
-        return self.put_back(message_id, reason="stopping")
-
-    def deliver(self, message_id: int, *, following: int | None = None) -> Delivered | None:
-        """One message from its lease to its recorded outcome; None if the lease was lost.
-
-        With ``following``, the transaction that records the outcome also renews the lease
-        of that next message and loads it (what ``_prepare`` would do a moment later).
-        """
-        try:
-            if message_id in self._ahead:
-                job = self._ahead.pop(message_id)
-            else:
-                job = self._prepare(message_id)
-            if not isinstance(job, _Job):
-                return job
-            wait = self.limiter.wait_for(job.sender_id, job.max_per_minute)
-            if wait > 0:
-                return self.put_back(message_id, reason="rate_limit", after=wait)
-            started, clock_start = self.rt.clock(), time.perf_counter()
-            outcome, failure = self._send(job)
-            return self._finish(
-                message_id, outcome, failure, started, clock_start, job=job, following=following
+    def start(self, ids: Sequence[int]) -> None:
+        """Load the messages this worker owns among ``ids`` and their senders (one read)."""
+        with self.rt.transaction() as session:
+            messages, self.with_attachments, self._last_attempt = load_claimed(
+                session, ids, self.worker_id
             )
+            self._read_senders(session, messages)
+        lost = len(set(ids)) - len(messages)
+        if lost:
+            metrics.LEASES_LOST.inc(lost)
+        self._sender_of = {m.id: m.sender_id for m in messages}
+        self.waiting = sorted(messages, key=lambda m: (m.sender_id or 0, m.id))
+        # The claim that leased them a moment ago counts as the first renewal.
+        self._committed_at = time.monotonic()
+
+    def deliver_next(self) -> None:
+        """Send the next message, committing what is pending first when it is time."""
+        if (
+            len(self._pending) >= OUTCOMES_PER_COMMIT
+            or time.monotonic() - self._committed_at >= COMMIT_EVERY_S
+        ):
+            self.commit(renew=True)
+            if not self.waiting:
+                return
+        message = self.waiting.pop(0)
+        now = self.rt.clock()
+        sender = self._senders.get(message.sender_id) if message.sender_id is not None else None
+        if sender is None:
+            self.commit(
+                also=lambda s: _listed(fail_sender_deleted(s, message, self.worker_id, now))
+            )
+            return
+        if sender.held_until is not None and sender.held_until > now:
+            error = hold_failure(sender)
+            self.commit(
+                also=lambda s: _listed(put_back(s, message, self.worker_id, now, error=error))
+            )
+            return
+        wait = self.limiter.wait_for(sender.id, sender.max_per_minute)
+        if wait > 0:
+            self.commit(also=self._put_back_all([message], reason="rate_limit", after=wait))
+            return
+        self._attempt(message, sender)
+
+    def _attempt(self, message: Claimed, sender: SenderState) -> None:
+        started, clock_start = self.rt.clock(), time.perf_counter()
+        outcome: SendOutcome | None = None
+        try:
+            outcome, failure = self._send(self._job(message, sender))
         except SQLAlchemyError:
             raise  # the database is gone: the lease expires and the message is retried
         except Exception as exc:
             # A bug must not leave the message claimed forever: count it as a transient
             # failure, so it follows the retry schedule and ends failed if it persists.
-            log.exception("delivering message %s failed unexpectedly", message_id)
-            failure = Failure(
-                INTERNAL_ERROR,
-                f"postdesk could not send this mail ({type(exc).__name__}).",
-                hint="An error inside postdesk; the server log has the details. "
-                "The mail will be tried again.",
-                transient=True,
+            log.exception("delivering message %s failed unexpectedly", message.id)
+            outcome, failure = (
+                None,
+                Failure(
+                    INTERNAL_ERROR,
+                    f"postdesk could not send this mail ({type(exc).__name__}).",
+                    hint="An error inside postdesk; the server log has the details. "
+                    "The mail will be tried again.",
+                    transient=True,
+                ),
             )
-            return self._finish(message_id, None, failure, self.rt.clock(), time.perf_counter())
-
-    def _prepare(self, message_id: int) -> _Job | Delivered | None:
-        """Renew the lease and load the message; settle it here if it cannot be sent."""
-        with self.rt.transaction() as session:
-            return self._prepare_in(session, message_id, self.rt.clock())
-
-    def _prepare_ahead(self, session: Session, message_id: int, now: datetime) -> None:
-        """``_prepare`` of the next message inside the outcome's transaction, when safe.
-
-        A database error rolls both back (the caller re-raises it, as before). Any other
-        error leaves the message to be prepared again on its own, where it is handled as
-        always; the outcome being recorded must not be lost to it. (What may have been
-        written by then is a renewed lease, which the second preparation renews again.)
-        A message with attachments is not prepared ahead: a message being sent holds its
-        attachments in memory once, and the previous one's are still referenced here.
-        """
-        if self.with_attachments is None or message_id in self.with_attachments:
-            return
-        try:
-            self._ahead[message_id] = self._prepare_in(session, message_id, now)
-        except SQLAlchemyError:
-            raise
-        except Exception:
-            self._ahead.pop(message_id, None)
-
-    def _prepare_in(
-        self, session: Session, message_id: int, now: datetime
-    ) -> _Job | Delivered | None:
-        if not renew_lease(session, message_id, self.worker_id, self._lease_end(now)):
-            metrics.LEASES_LOST.inc()
-            return None
-        row = session.get(Message, message_id)
-        assert row is not None  # the lease matched the row a moment ago
-        sender = sender_state(session, row.sender_id)
-        if sender is None:
-            return fail_sender_deleted(session, row, now)
-        if sender.held_until is not None and sender.held_until > now:
-            return put_back_row(session, row, now, error=hold_failure(sender))
-        attachments: tuple[AttachmentPart, ...] = ()
-        if self.with_attachments is None or row.id in self.with_attachments:
-            attachments = attachments_of(session, row.id)
-        return _Job(
-            id=row.id,
-            sender_id=sender.id,
-            sender_version=sender.updated_at,
-            settings=self._settings_of(session, sender),
-            max_per_minute=sender.max_per_minute,
-            row=row,
-            attachments=attachments,
+        now = self.rt.clock()
+        if failure is not None and failure.code == AUTH_FAILED:
+            kind, values = "held", held_values(message.attempts, failure, now + HOLD, now)
+        else:
+            kind, values = self._transition(message.attempts, outcome, failure, now)
+        number = self._last_attempt.get(message.id, 0) + 1
+        self._last_attempt[message.id] = number
+        self._pending.append(
+            Outcome(
+                message_id=message.id,
+                kind=kind,
+                values=values,
+                attempt=attempt_row(message.id, number, started, now, kind, outcome, failure),
+                failure=failure,
+                seconds=time.perf_counter() - clock_start,
+            )
         )
+        if kind == "held" and failure is not None:
+            # Hold the sender at once (a wrong login fails every message alike); the rest
+            # of its messages in this batch go back to the queue.
+            until = now + HOLD
 
-    def _settings_of(self, session: Session, sender: SenderState) -> SenderSettings:
-        """The sender's settings, its password decrypted once per version of the row."""
-        cached = self._settings.get(sender.id)
-        if cached is not None and cached[0] == sender.updated_at:
-            return cached[1]
-        row = session.get(Sender, sender.id)
-        assert row is not None  # read in this transaction a moment ago
-        settings = settings_from_row(row, self.rt.secrets)
-        self._settings[sender.id] = (row.updated_at, settings)
-        return settings
+            def hold(session: Session) -> list[Delivered]:
+                hold_sender(session, sender.id, failure, until)
+                return []
+
+            self.commit(also=hold)
+            self._senders[sender.id] = replace(
+                sender, held_until=until, hold_code=failure.code, hold_message=failure.message
+            )
+
+    def _job(self, message: Claimed, sender: SenderState) -> _Job:
+        attachments: tuple[AttachmentPart, ...] = ()
+        if message.large or message.id in self.with_attachments:
+            # Read just before sending: a message being sent holds its files (and a large
+            # body) in memory once.
+            with self.rt.transaction() as session:
+                message = with_bodies(session, message)
+                if message.id in self.with_attachments:
+                    attachments = attachments_of(session, message.id)
+        version, settings = self._settings[sender.id]
+        return _Job(message, sender.id, version, settings, attachments)
 
     def _send(self, job: _Job) -> tuple[SendOutcome | None, Failure | None]:
         try:
@@ -330,55 +330,6 @@ class _Run:
         except DeliveryError as exc:
             return None, Failure.of(exc)
         return outcome, None
-
-    def _finish(
-        self,
-        message_id: int,
-        outcome: SendOutcome | None,
-        failure: Failure | None,
-        started: datetime,
-        clock_start: float,
-        *,
-        job: _Job | None = None,
-        following: int | None = None,
-    ) -> Delivered | None:
-        """Commit the outcome, if this worker still owns the message, with its Attempt row.
-
-        ``job`` is the message as loaded under this lease: while the lease holds, nobody
-        else changes its attempts, so a success is recorded without reading the row again.
-        """
-        now = self.rt.clock()
-        seconds = time.perf_counter() - clock_start
-        login_refused = failure if failure and failure.code == AUTH_FAILED else None
-        with self.rt.transaction() as session:
-            sender_id: int | None
-            if job is not None and login_refused is None:
-                attempts, sender_id = job.row.attempts, job.sender_id
-                row: Message | None = None
-            else:
-                row = session.get(Message, message_id)
-                if row is None:
-                    return None  # purged meanwhile
-                attempts, sender_id = row.attempts, row.sender_id
-            if login_refused is not None and row is not None and sender_id is not None:
-                kind, values = "held", held_values(row, login_refused, now + HOLD, now)
-            else:
-                kind, values = self._transition(attempts, outcome, failure, now)
-            if not update_owned(session, message_id, self.worker_id, values):
-                if row is None and session.get(Message, message_id) is None:
-                    return None  # purged meanwhile
-                metrics.LEASES_LOST.inc()
-                log.warning("message %s was taken over before its outcome was recorded", message_id)
-                return None
-            add_attempt(session, message_id, started, now, kind, outcome, failure)
-            if kind == "held" and login_refused is not None and sender_id is not None:
-                hold_sender(session, sender_id, login_refused, now + HOLD)
-            elif kind == "sent" and sender_id is not None:
-                end_hold_after_success(session, sender_id)
-            if following is not None:
-                self._prepare_ahead(session, following, now)
-        metrics.record_attempt(kind, failure.code if failure else None, seconds)
-        return delivered(message_id, values)
 
     def _transition(
         self,
@@ -405,38 +356,134 @@ class _Run:
         values.update(failure_columns(failure), status="failed", sent_at=now, next_attempt_at=None)
         return "failed", values
 
-    def put_back(
-        self, message_id: int, *, reason: str, after: float | None = None
-    ) -> Delivered | None:
-        """Return a claimed message to the queue without an attempt (rate limit, stopping)."""
+    def stop(self) -> None:
+        """Stopping: the messages not started yet go back to the queue at once."""
+        waiting, self.waiting = self.waiting, []
+        self.commit(also=self._put_back_all(waiting, reason="stopping"))
+
+    def _put_back_all(
+        self, messages: Sequence[Claimed], *, reason: str, after: float | None = None
+    ) -> Settle:
+        """Return claimed messages to the queue without an attempt (rate limit, stopping)."""
+        now = self.rt.clock()
+
+        def write(session: Session) -> list[Delivered]:
+            done = []
+            for message in messages:
+                if after is not None:
+                    due = now + timedelta(seconds=after)
+                else:
+                    due = message.next_attempt_at or now
+                result = put_back(session, message, self.worker_id, due)
+                if result is not None:
+                    done.append(result)
+            return done
+
+        def counted(session: Session) -> list[Delivered]:
+            done = write(session)
+            self._deferred += [reason] * len(done)
+            return done
+
+        return counted
+
+    def commit(self, *, renew: bool = False, also: Settle | None = None) -> None:
+        """One transaction: the pending outcomes, then ``also``; with ``renew``, the leases
+        of the messages not sent yet, whose senders are read again (holds, edits, deletes).
+        """
+        pending, self._pending = self._pending, []
+        renew = renew and bool(self.waiting)
+        if not (pending or also or renew):
+            return
+        self._deferred = []
+        settled: list[Delivered] = []
         now = self.rt.clock()
         with self.rt.transaction() as session:
-            row = session.get(Message, message_id)
-            if row is None or row.lease_owner != self.worker_id or row.status != "sending":
-                return None
-            due = now + timedelta(seconds=after) if after is not None else row.next_attempt_at
-            done = put_back_row(session, row, due or now)
-        metrics.MESSAGES_DEFERRED.labels(reason=reason).inc()
-        return done
+            written = write_outcomes(session, pending, self.worker_id)
+            self._end_holds(session, pending, written)
+            if also is not None:
+                settled = also(session)
+            if renew:
+                until = now + timedelta(seconds=self.rt.settings.lease_s)
+                kept = renew_leases(session, [m.id for m in self.waiting], self.worker_id, until)
+                if len(kept) < len(self.waiting):
+                    metrics.LEASES_LOST.inc(len(self.waiting) - len(kept))
+                    self.waiting = [m for m in self.waiting if m.id in kept]
+                self._read_senders(session, self.waiting)
+        self._committed_at = time.monotonic()
+        for outcome in pending:
+            if outcome.message_id not in written:
+                metrics.LEASES_LOST.inc()
+                log.warning(
+                    "message %s was taken over before its outcome was recorded",
+                    outcome.message_id,
+                )
+                continue
+            code = outcome.failure.code if outcome.failure else None
+            metrics.record_attempt(outcome.kind, code, outcome.seconds)
+            self.results.append(delivered(outcome.message_id, outcome.values))
+        for reason in self._deferred:
+            metrics.MESSAGES_DEFERRED.labels(reason=reason).inc()
+        self.results.extend(settled)
 
-    def _lease_end(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.rt.settings.lease_s)
+    def _end_holds(self, session: Session, pending: Sequence[Outcome], written: set[int]) -> None:
+        """A mail went through: end its sender's hold, if it had one (one that expired)."""
+        for outcome in pending:
+            if outcome.kind != "sent" or outcome.message_id not in written:
+                continue
+            sender_id = self._sender_of.get(outcome.message_id)
+            state = self._senders.get(sender_id) if sender_id is not None else None
+            if state is not None and state.hold_code is not None:
+                release_sender_hold(session, state.id)
+                self._senders[state.id] = replace(
+                    state, held_until=None, hold_code=None, hold_message=None
+                )
+
+    def _read_senders(self, session: Session, messages: Sequence[Claimed]) -> None:
+        self._senders = sender_states(
+            session, (m.sender_id for m in messages if m.sender_id is not None)
+        )
+        for sender in self._senders.values():
+            self._settings_of(session, sender)
+
+    def _settings_of(self, session: Session, sender: SenderState) -> SenderSettings:
+        """The sender's settings, its password decrypted once per version of the row."""
+        cached = self._settings.get(sender.id)
+        if cached is not None and cached[0] == sender.updated_at:
+            return cached[1]
+        row = session.get(Sender, sender.id)
+        assert row is not None  # read in this transaction a moment ago
+        settings = settings_from_row(row, self.rt.secrets)
+        self._settings[sender.id] = (sender.updated_at, settings)
+        return settings
+
+
+_NO_ERROR = {"error_code": None, "error_message": None, "error_hint": None, "smtp_code": None}
+
+
+def _listed(result: Delivered | None) -> list[Delivered]:
+    return [result] if result is not None else []
+
+
+@lru_cache(maxsize=4096)
+def _address(text: str) -> MailAddress:
+    """A stored recipient, parsed (the same few addresses recur across a queue)."""
+    return parse_address(text)
 
 
 def _build(job: _Job) -> OutgoingMail:
     """The mail's bytes, the same on every attempt: Message-ID and Date come from the row."""
-    row = job.row
-    if not row.message_id:
+    message = job.message
+    if not message.message_id:
         raise ValueError("the message has no Message-ID")
     return build_mail(
         sender=job.settings,
-        to=[parse_address(a) for a in row.to_addrs],
-        cc=[parse_address(a) for a in row.cc_addrs],
-        bcc=[parse_address(a) for a in row.bcc_addrs],
-        subject=row.subject,
-        html_body=row.html,
-        text_body=row.text,
-        message_id=row.message_id,
-        date=row.created_at,
+        to=[_address(a) for a in message.to_addrs],
+        cc=[_address(a) for a in message.cc_addrs],
+        bcc=[_address(a) for a in message.bcc_addrs],
+        subject=message.subject,
+        html_body=message.html,
+        text_body=message.text,
+        message_id=message.message_id,
+        date=message.created_at,
         attachments=job.attachments,
     )

@@ -1,23 +1,142 @@
-"""What a delivery reads and writes under its lease: outcomes, sender holds and Attempt rows."""
+"""What a delivery reads and writes under its lease: outcomes, sender holds and Attempt rows.
+
+The statements the worker runs for every message are built once, here, with bound
+parameters: SQLAlchemy then reuses their compiled form instead of building and hashing a
+new statement per message. Outcomes are written in groups (``write_outcomes``): one
+UPDATE and one INSERT executed over many rows, after the rows still owned are locked.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
 from postdesk.services import metrics
 from postdesk.storage.models import Attachment, Attempt, Message, Sender
-from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import SendOutcome
 
 AUTH_FAILED = DiagnosisCode.AUTH_FAILED.value
 SENDER_DELETED = "sender_deleted"
+
+_M = Message.__table__.c
+
+
+def _param(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
+    return bindparam(name, type_=column.type)
+
+
+def _ids() -> BindParameter[Any]:
+    return bindparam("ids", expanding=True)
+
+
+# Owned: leased to the worker and still being sent (a lease that lapsed may have been
+# taken over by another worker, whose outcome must never be overwritten).
+_OWNED = and_(Message.lease_owner == bindparam("owner"), Message.status == "sending")
+
+# A batch's bodies are read with it when they are small; a large one (up to 25 MiB of
+# HTML) only right before its message is sent, so that a batch never holds many at once.
+INLINE_BODY_CHARS = 256 * 1024
+_BODY_CHARS = func.coalesce(func.length(Message.html), 0) + func.coalesce(
+    func.length(Message.text), 0
+)
+_SMALL = _BODY_CHARS <= INLINE_BODY_CHARS
+_LOAD = select(
+    Message.id,
+    Message.sender_id,
+    Message.sender_address,
+    Message.attempts,
+    Message.to_addrs,
+    Message.cc_addrs,
+    Message.bcc_addrs,
+    Message.subject,
+    case((_SMALL, Message.html), else_=None),
+    case((_SMALL, Message.text), else_=None),
+    Message.message_id,
+    Message.created_at,
+    Message.next_attempt_at,
+    ~_SMALL,
+).where(Message.id.in_(_ids()), _OWNED)
+_BODIES = select(Message.html, Message.text).where(Message.id == bindparam("w_id"))
+# From the (message_id) index alone: reading attachment rows would load their blobs.
+_WITH_ATTACHMENTS = (
+    select(Attachment.message_id).where(Attachment.message_id.in_(_ids())).distinct()
+)
+_LAST_ATTEMPTS = (
+    select(Attempt.message_id, func.max(Attempt.number))
+    .where(Attempt.message_id.in_(_ids()))
+    .group_by(Attempt.message_id)
+)
+_RENEW = (
+    update(Message)
+    .where(Message.id.in_(_ids()), _OWNED)
+    .values(lease_until=_param("until", _M.lease_until))
+    .returning(Message.id)
+)
+# FOR UPDATE on PostgreSQL: a competing claim waits for this commit, then sees the outcome.
+# (SQLite: the transaction already holds the database's write lock.)
+_LOCK_OWNED = select(Message.id).where(Message.id.in_(_ids()), _OWNED).with_for_update(of=Message)
+_BY_ID = Message.id == bindparam("w_id")
+_WRITE_SENT = (
+    update(Message)
+    .where(_BY_ID, _OWNED)
+    .values(
+        status="sent",
+        lease_owner=None,
+        lease_until=None,
+        attempts=_param("v_attempts", _M.attempts),
+        error_code=None,
+        error_message=None,
+        error_hint=None,
+        smtp_code=None,
+        next_attempt_at=None,
+        sent_at=_param("v_now", _M.sent_at),
+        recipient_results=_param("v_results", _M.recipient_results),
+    )
+)
+_WRITE_UNSENT = (
+    update(Message)
+    .where(_BY_ID, _OWNED)
+    .values(
+        status=_param("v_status", _M.status),
+        lease_owner=None,
+        lease_until=None,
+        attempts=_param("v_attempts", _M.attempts),
+        error_code=_param("v_error_code", _M.error_code),
+        error_message=_param("v_error_message", _M.error_message),
+        error_hint=_param("v_error_hint", _M.error_hint),
+        smtp_code=_param("v_smtp_code", _M.smtp_code),
+        next_attempt_at=_param("v_next", _M.next_attempt_at),
+        sent_at=_param("v_sent_at", _M.sent_at),
+    )
+)
+_ADD_ATTEMPTS = insert(Attempt)
+_SENDERS = select(
+    Sender.id,
+    Sender.address,
+    Sender.updated_at,
+    Sender.max_per_minute,
+    Sender.held_until,
+    Sender.hold_code,
+    Sender.hold_message,
+).where(Sender.id.in_(_ids()))
 
 
 @dataclass(frozen=True)
@@ -31,6 +150,38 @@ class Delivered:
     next_attempt_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed message as delivery reads it once, when its batch starts."""
+
+    id: int
+    sender_id: int | None
+    sender_address: str
+    attempts: int
+    to_addrs: list[str]
+    cc_addrs: list[str]
+    bcc_addrs: list[str]
+    subject: str
+    html: str | None
+    text: str | None
+    message_id: str | None
+    created_at: datetime
+    next_attempt_at: datetime | None
+    large: bool  # its bodies were left out (``with_bodies`` reads them)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt's result, waiting to be committed with others."""
+
+    message_id: int
+    kind: str  # sent | retrying | failed | held
+    values: dict[str, Any]  # the message's new columns
+    attempt: dict[str, Any]  # the Attempt row (its number included)
+    failure: Failure | None
+    seconds: float
+
+
 def failure_columns(failure: Failure) -> dict[str, Any]:
     """The message's error columns for ``failure``."""
     return {
@@ -41,8 +192,120 @@ def failure_columns(failure: Failure) -> dict[str, Any]:
     }
 
 
-def renew_lease(session: Session, message_id: int, worker_id: str, until: datetime) -> bool:
-    return update_owned(session, message_id, worker_id, {"lease_until": until})
+def load_claimed(
+    session: Session, ids: Sequence[int], worker_id: str
+) -> tuple[list[Claimed], set[int], dict[int, int]]:
+    """The messages of ``ids`` this worker owns, which carry attachments, last attempt numbers."""
+    connection = session.connection()
+    params = {"ids": list(ids), "owner": worker_id}
+    rows = [Claimed(*row) for row in connection.execute(_LOAD, params)]
+    owned = [row.id for row in rows]
+    if not owned:
+        return [], set(), {}
+    with_attachments = set(connection.scalars(_WITH_ATTACHMENTS, {"ids": owned}))
+    last = {mid: int(n or 0) for mid, n in connection.execute(_LAST_ATTEMPTS, {"ids": owned})}
+    return rows, with_attachments, last
+
+
+def with_bodies(session: Session, message: Claimed) -> Claimed:
+    """``message`` with its bodies, read now if the batch left them out."""
+    if not message.large:
+        return message
+    row = session.connection().execute(_BODIES, {"w_id": message.id}).first()
+    html, text = row if row is not None else (None, None)
+    return replace(message, html=html, text=text, large=False)
+
+
+def renew_leases(session: Session, ids: Sequence[int], worker_id: str, until: datetime) -> set[int]:
+    """Extend the leases of ``ids`` that this worker still owns; those ids."""
+    if not ids:
+        return set()
+    result = session.connection().execute(
+        _RENEW, {"ids": list(ids), "owner": worker_id, "until": until}
+    )
+    return set(result.scalars())
+
+
+def write_outcomes(session: Session, outcomes: Sequence[Outcome], worker_id: str) -> set[int]:
+    """Record the outcomes (and their Attempt rows) of the messages still owned; their ids.
+
+    The owned rows are locked first, so none can be taken over between the check and the
+    writes; an outcome whose lease was lost is left out (the new owner's counts).
+    """
+    if not outcomes:
+        return set()
+    connection = session.connection()
+    ids = [o.message_id for o in outcomes]
+    owned = set(connection.scalars(_LOCK_OWNED, {"ids": ids, "owner": worker_id}))
+    kept = [o for o in outcomes if o.message_id in owned]
+    sent = [_sent_params(o, worker_id) for o in kept if o.kind == "sent"]
+    unsent = [_unsent_params(o, worker_id) for o in kept if o.kind in ("retrying", "failed")]
+    written = _executemany(connection, _WRITE_SENT, sent)
+    written += _executemany(connection, _WRITE_UNSENT, unsent)
+    if written != len(sent) + len(unsent):  # the rows are locked: this cannot happen
+        raise RuntimeError(f"{written} of {len(sent) + len(unsent)} outcomes were written")
+    for outcome in kept:
+        held = outcome.kind == "held"
+        if held and not update_owned(session, outcome.message_id, worker_id, outcome.values):
+            owned.discard(outcome.message_id)
+    attempts = [o.attempt for o in kept if o.message_id in owned]
+    if attempts:
+        connection.execute(_ADD_ATTEMPTS, attempts)
+    return owned
+
+
+def _executemany(connection: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    return int(connection.execute(statement, rows).rowcount)
+
+
+def _sent_params(outcome: Outcome, worker_id: str) -> dict[str, Any]:
+    values = outcome.values
+    return {
+        "w_id": outcome.message_id,
+        "owner": worker_id,
+        "v_attempts": values["attempts"],
+        "v_now": values["sent_at"],
+        "v_results": values.get("recipient_results"),
+    }
+
+
+def _unsent_params(outcome: Outcome, worker_id: str) -> dict[str, Any]:
+    values = outcome.values
+    return {
+        "w_id": outcome.message_id,
+        "owner": worker_id,
+        "v_status": values["status"],
+        "v_attempts": values["attempts"],
+        "v_error_code": values["error_code"],
+        "v_error_message": values["error_message"],
+        "v_error_hint": values["error_hint"],
+        "v_smtp_code": values["smtp_code"],
+        "v_next": values["next_attempt_at"],
+        "v_sent_at": values.get("sent_at"),
+    }
+
+
+def attempt_row(
+    message_id: int,
+    number: int,
+    started: datetime,
+    ended: datetime,
+    kind: str,
+    outcome: SendOutcome | None,
+    failure: Failure | None,
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "number": number,
+        "started_at": started,
+        "ended_at": ended,
+        "outcome": kind,
+        "error_code": failure.code if failure else None,
+        "smtp_code": failure.smtp_code if failure else None,
+        "reply": failure.message if failure else (outcome.reply if outcome else None),
+    }
 
 
 def update_owned(session: Session, message_id: int, worker_id: str, values: dict[str, Any]) -> bool:
@@ -52,8 +315,6 @@ def update_owned(session: Session, message_id: int, worker_id: str, values: dict
     PostgreSQL after any competing claim commits), so a worker whose lease lapsed and
     was taken over can never overwrite the new owner's outcome.
     """
-    # On the session's connection, in its transaction: the same UPDATE without the ORM's
-    # bulk-update bookkeeping, which cost more than the statement (nothing is synchronised).
     result = session.connection().execute(
         update(Message)
         .where(
@@ -66,30 +327,37 @@ def update_owned(session: Session, message_id: int, worker_id: str, values: dict
     return bool(result.rowcount)
 
 
-def _waiting_status(attempts: int) -> str:
+def waiting_status(attempts: int) -> str:
     return "retrying" if attempts else "queued"
 
 
-def put_back_row(
-    session: Session, row: Message, due: datetime, *, error: Failure | None = None
+def put_back(
+    session: Session,
+    message: Claimed,
+    worker_id: str,
+    due: datetime,
+    *,
+    error: Failure | None = None,
 ) -> Delivered | None:
     """Back to the queue, due at ``due``, lease cleared, no attempt spent."""
     values: dict[str, Any] = {
-        "status": _waiting_status(row.attempts),
+        "status": waiting_status(message.attempts),
         "lease_owner": None,
         "lease_until": None,
         "next_attempt_at": due,
     }
     if error is not None:
         values.update(failure_columns(error))
-    if row.lease_owner is None or not update_owned(session, row.id, row.lease_owner, values):
+    if not update_owned(session, message.id, worker_id, values):
         return None
     if error is not None:
         metrics.MESSAGES_DEFERRED.labels(reason="sender_held").inc()
-    return delivered(row.id, values)
+    return delivered(message.id, values)
 
 
-def fail_sender_deleted(session: Session, row: Message, now: datetime) -> Delivered | None:
+def fail_sender_deleted(
+    session: Session, message: Claimed, worker_id: str, now: datetime
+) -> Delivered | None:
     """The sender was deleted after the message was claimed: nothing can send it now."""
     values = {
         "status": "failed",
@@ -98,15 +366,15 @@ def fail_sender_deleted(session: Session, row: Message, now: datetime) -> Delive
         "next_attempt_at": None,
         "sent_at": now,
         "error_code": SENDER_DELETED,
-        "error_message": f"The sender {row.sender_address} was deleted before this mail "
+        "error_message": f"The sender {message.sender_address} was deleted before this mail "
         "was sent.",
         "error_hint": "Send the mail again from another sender.",
         "smtp_code": None,
     }
-    if row.lease_owner is None or not update_owned(session, row.id, row.lease_owner, values):
+    if not update_owned(session, message.id, worker_id, values):
         return None
     metrics.record_failed_without_attempt(SENDER_DELETED)
-    return delivered(row.id, values)
+    return delivered(message.id, values)
 
 
 @dataclass(frozen=True)
@@ -122,25 +390,13 @@ class SenderState:
     hold_message: str | None
 
 
-def sender_state(session: Session, sender_id: int | None) -> SenderState | None:
-    if sender_id is None:
-        return None
-    found = (
-        session.connection()
-        .execute(
-            select(
-                Sender.id,
-                Sender.address,
-                Sender.updated_at,
-                Sender.max_per_minute,
-                Sender.held_until,
-                Sender.hold_code,
-                Sender.hold_message,
-            ).where(Sender.id == sender_id)
-        )
-        .first()
-    )
-    return SenderState(*found) if found is not None else None
+def sender_states(session: Session, sender_ids: Iterable[int]) -> dict[int, SenderState]:
+    """The senders of ``sender_ids`` that still exist."""
+    ids = sorted(set(sender_ids))
+    if not ids:
+        return {}
+    rows = session.connection().execute(_SENDERS, {"ids": ids})
+    return {row.id: SenderState(*row) for row in rows}
 
 
 def hold_failure(sender: SenderState) -> Failure:
@@ -155,14 +411,14 @@ def hold_failure(sender: SenderState) -> Failure:
     )
 
 
-def held_values(row: Message, failure: Failure, until: datetime, now: datetime) -> dict[str, Any]:
+def held_values(attempts: int, failure: Failure, until: datetime, now: datetime) -> dict[str, Any]:
     """The message's values while its sender is held: waiting again, attempt not spent."""
     note = (
         f" Sending from this sender is paused until {until:%Y-%m-%d %H:%M} UTC; editing the "
         "sender or a passing test mail resumes it at once. This mail will be sent then."
     )
     return {
-        "status": _waiting_status(row.attempts),
+        "status": waiting_status(attempts),
         "lease_owner": None,
         "lease_until": None,
         "next_attempt_at": now,
@@ -186,13 +442,6 @@ def hold_sender(session: Session, sender_id: int, failure: Failure, until: datet
     )
 
 
-def end_hold_after_success(session: Session, sender_id: int) -> None:
-    # Reading first: an UPDATE per sent mail would lock the sender row on every send.
-    hold_code = session.connection().scalar(select(Sender.hold_code).where(Sender.id == sender_id))
-    if hold_code is not None:
-        release_sender_hold(session, sender_id)
-
-
 def attachments_of(session: Session, message_id: int) -> tuple[AttachmentPart, ...]:
     rows = session.scalars(
         select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.position)
@@ -206,34 +455,6 @@ def attachments_of(session: Session, message_id: int) -> tuple[AttachmentPart, .
             encoded=a.encoded,
         )
         for a in rows
-    )
-
-
-def add_attempt(
-    session: Session,
-    message_id: int,
-    started: datetime,
-    ended: datetime,
-    kind: str,
-    outcome: SendOutcome | None,
-    failure: Failure | None,
-) -> None:
-    # Core statements on the session's connection: one row, no unit of work to flush.
-    connection = session.connection()
-    last = connection.scalar(
-        select(func.coalesce(func.max(Attempt.number), 0)).where(Attempt.message_id == message_id)
-    )
-    connection.execute(
-        insert(Attempt).values(
-            message_id=message_id,
-            number=int(last or 0) + 1,
-            started_at=started,
-            ended_at=ended,
-            outcome=kind,
-            error_code=failure.code if failure else None,
-            smtp_code=failure.smtp_code if failure else None,
-            reply=failure.message if failure else (outcome.reply if outcome else None),
-        )
     )
 
 

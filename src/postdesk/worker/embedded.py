@@ -46,8 +46,9 @@ def new_worker_id() -> str:
 class EmbeddedWorker:
     """Background threads draining the queue; ``start()``, ``stop()``, ``wake()``, ``state()``.
 
-    ``batch_size`` messages are claimed at a time (they are leased together, but each
-    lease is renewed right before its message is sent). All threads share one rate
+    ``batch_size`` messages are claimed at a time (they are leased together; the leases
+    of those not sent yet are renewed with every commit of outcomes, at least every
+    ``COMMIT_EVERY_S`` of ``postdesk.services.delivery``). All threads share one rate
     limiter, so a sender's ``max_per_minute`` holds across them.
     """
 

@@ -253,6 +253,8 @@ def test_the_detail_shows_the_error_hint_attempts_and_refused_recipients(
     partly = smtp_server(refuse={"nobody@example.org": "550 5.1.1 No such user"})
     other = add_sender(rt, partly, "ops@example.com", "Ops")
     refused = send(rt, T0, to=["alice@example.org", "nobody@example.org"], sender_id=other)
+    listed = site.get("/mailbox/records", params={"recipient": "nobody@"}).text
+    assert "1 recipient refused" in listed
     detail = html.unescape(site.get(f"/mailbox/records/{refused}").text)
     assert "Refused recipients" in detail
     assert "nobody@example.org" in detail and "No such user" in detail

@@ -30,6 +30,7 @@ RECORD_COLUMNS = (
     Message.error_message,
     Message.error_hint,
     Message.smtp_code,
+    Message.recipient_results,
 )
 
 
@@ -54,6 +55,7 @@ class RecordView:
     error_message: str | None = None
     error_hint: str | None = None
     smtp_code: int | None = None
+    refused_count: int = 0  # recipients refused while the others got the mail
 
     @property
     def result(self) -> str:
@@ -172,4 +174,5 @@ def record_view(row: Row[Any]) -> RecordView:
         error_message=row.error_message,
         error_hint=row.error_hint,
         smtp_code=row.smtp_code,
+        refused_count=len(row.recipient_results or {}),
     )

@@ -72,9 +72,7 @@ def search_records(
 def get_record(rt: Runtime, record_id: int) -> RecordDetail:
     """One record with its attempts, oldest first; ``NotFoundError`` if there is none."""
     with rt.transaction() as session:
-        query = select(*RECORD_COLUMNS, Message.message_id, Message.recipient_results).where(
-            Message.id == record_id
-        )
+        query = select(*RECORD_COLUMNS, Message.message_id).where(Message.id == record_id)
         row = session.execute(query).first()
         if row is None:
             raise NotFoundError(

@@ -222,10 +222,16 @@ def record_row(record: RecordView) -> RecordRow:
         result=record.result,
         badge=badge,
         result_label=label,
-        status_note=_STATUS_NOTES.get(record.status, ""),
+        status_note=_status_note(record),
         attempts=record.attempts,
         error=record.error,
     )
+
+
+def _status_note(record: RecordView) -> str:
+    if record.refused_count and record.result == "success":
+        return f"{record.refused_count} recipient{'s' if record.refused_count > 1 else ''} refused"
+    return _STATUS_NOTES.get(record.status, "")
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,16 @@ class StagedClient(smtplib.SMTP):
         self._implicit_tls = implicit_tls
         super().__init__(local_hostname=local_hostname(), timeout=timeout)
 
+    def quit_quietly(self) -> None:
+        """QUIT, then close: a server that is already gone is fine."""
+        try:
+            if self.is_open:
+                self.quit()
+        except OSError:
+            pass
+        finally:
+            self.close()
+
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         # smtplib's starttls() checks the certificate against self._host, which it sets only
         # when the constructor connects; we connect later, so set it here.
@@ -184,14 +194,7 @@ class SmtpConnection:
 
     def close(self) -> None:
         """QUIT, quietly: a server that is already gone is fine."""
-        client = self._client
-        try:
-            if client.is_open:
-                client.quit()
-        except OSError:
-            pass
-        finally:
-            client.close()
+        self._client.quit_quietly()
 
     def _transaction(
         self, envelope_from: str, recipients: Sequence[str], message: MessageData, smtputf8: bool

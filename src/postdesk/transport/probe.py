@@ -194,23 +194,13 @@ def _attempt(
         error = diagnose(exc, stage=client.stage, endpoint=endpoint)
         raise _AttemptError(client.stage, error, found) from None
     finally:
-        _quit(client)
+        client.quit_quietly()
     return found
 
 
 def _note_extensions(found: _Findings, client: StagedClient) -> None:
     found.auth_methods = client.auth_methods
     found.size_limit = client.size_limit
-
-
-def _quit(client: StagedClient) -> None:
-    try:
-        if client.is_open:
-            client.quit()
-    except OSError:
-        pass
-    finally:
-        client.close()
 
 
 def _peer_certificate(client: StagedClient) -> bytes | None:

@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from postdesk.api.deps import SESSION_COOKIE, RuntimeDep, peer_ip
-from postdesk.api.routes.auth import LOGIN_RATE
+from postdesk.api.deps import SESSION_COOKIE, RuntimeDep
+from postdesk.api.routes.auth import count_login_attempt, set_session_cookie
 from postdesk.errors import PostdeskError, TooFrequentError, UnauthorizedError
-from postdesk.services.runtime import Runtime
-from postdesk.services.sessions import SESSION_LIFETIME, Login, log_in, log_out
+from postdesk.services.sessions import log_in, log_out
 from postdesk.web.session import (
     LOGIN_CSRF_COOKIE,
     FormSessionDep,
@@ -40,7 +39,7 @@ def login_submit(
     target = local_path(next)
     try:
         check_login_csrf(request, csrf_token)
-        _count_attempt(request, rt)
+        count_login_attempt(request, rt)
         session = log_in(rt, username, password)
     except (UnauthorizedError, TooFrequentError) as exc:
         status = 429 if isinstance(exc, TooFrequentError) else 401
@@ -61,24 +60,6 @@ def logout(request: Request, rt: RuntimeDep, page: FormSessionDep) -> Response:
     response = redirect("/login", notice="logged_out")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-def set_session_cookie(request: Request, response: Response, session: Login) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.cookie,
-        max_age=int(SESSION_LIFETIME.total_seconds()),
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
-
-
-def _count_attempt(request: Request, rt: Runtime) -> None:
-    limiter = request.app.state.login_limiter
-    if not limiter.hit(LOGIN_RATE, "login", peer_ip(request, rt) or "unknown"):
-        raise TooFrequentError("Too many login attempts. Try again in 60 s.", retry_after=60)
 
 
 def _form(

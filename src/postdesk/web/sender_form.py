@@ -7,7 +7,7 @@ errors or with the result of a test email.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Form
@@ -98,18 +98,8 @@ class SenderEntry:
 
     def values(self) -> dict[str, str]:
         """What goes back into the form: everything but the password."""
-        return {
-            "preset": self.preset,
-            "smtp_host": self.smtp_host,
-            "port": self.port,
-            "encryption": self.encryption,
-            "address": self.address,
-            "display_name": self.display_name,
-            "username": self.username,
-            "timeout_s": self.timeout_s,
-            "max_per_minute": self.max_per_minute,
-            "ca_cert_pem": self.ca_cert_pem,
-        }
+        typed = asdict(self)
+        return {name: typed[name] for name in FORM_FIELDS if name not in ("password", "recipient")}
 
 
 def sender_entry(

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from postdesk.api.deps import RuntimeDep
+from postdesk.api.routes.auth import set_session_cookie
 from postdesk.errors import PostdeskError, ValidationError
 from postdesk.services.sessions import SetupLink, log_in
-from postdesk.web.login import set_session_cookie
 from postdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)

@@ -7,7 +7,7 @@ import pytest
 from postdesk.config import Settings
 from postdesk.services.runtime import Runtime, open_runtime
 
-pytest_plugins = ["tests.support.smtp", "tests.support.database"]
+pytest_plugins = ["tests.support.smtp", "tests.support.database", "tests.support.clock"]
 
 
 @pytest.fixture

@@ -26,28 +26,32 @@ The pictures::
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import trustme
-import uvicorn
 from aiosmtpd.controller import Controller
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.support import free_port  # noqa: E402
+from tests.support.live import (  # noqa: E402
+    ADMIN,
+    ADMIN_PASSWORD,
+    LiveSite,
+    chromium,
+    log_in,
+    new_page,
+    serve_site,
+)
 from tests.support.smtp import ServerOptions, SmtpTestServer  # noqa: E402
 
 from postdesk.config import Settings  # noqa: E402
@@ -59,94 +63,34 @@ from postdesk.services.claims import claim_due  # noqa: E402
 from postdesk.services.delivery import deliver_claimed  # noqa: E402
 from postdesk.services.messages import submit_message  # noqa: E402
 from postdesk.services.runtime import Clock, Runtime, open_runtime, system_clock  # noqa: E402
-from postdesk.services.sessions import SetupLink  # noqa: E402
 from postdesk.services.test_mail import send_test_mail  # noqa: E402
-from postdesk.web.site import create_site  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
-CHROMIUM = os.environ.get("POSTDESK_TEST_CHROMIUM", "/usr/bin/chromium")
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
-ADMIN, PASSWORD = "admin", "correct horse battery"  # a throw-away administrator
 START = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
 
 
 # Shared steps: a site on a loopback port, a browser, a page per viewport, logging in.
 
 
-@dataclass
-class Site:
-    rt: Runtime
-    base: str
-    setup_link: SetupLink
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @contextmanager
-def running_site(clock: Clock = system_clock) -> Iterator[Site]:
+def running_site(clock: Clock = system_clock) -> Iterator[LiveSite]:
     """A fresh installation (no administrator yet) served on a free loopback port."""
     with tempfile.TemporaryDirectory(prefix="postdesk-shots-") as home:
         rt = open_runtime(Settings.from_env({"POSTDESK_HOME": home}), clock=clock)
         try:
-            link = SetupLink()
-            config = uvicorn.Config(
-                create_site(rt, setup_link=link),
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="off",
-            )
-            server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
-            while not server.started:
-                time.sleep(0.02)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            try:
-                yield Site(rt, f"http://127.0.0.1:{port}", link)
-            finally:
-                server.should_exit = True
-                thread.join(timeout=10)
+            with serve_site(rt) as site:
+                yield site
         finally:
             rt.close()
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless=new", "--no-sandbox"]
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@contextmanager
-def new_page(browser: Browser, viewport: ViewportSize) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport=viewport, timezone_id="Europe/Berlin", device_scale_factor=1
-    )
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
-
-
-def log_in(page: Page, base: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("User name").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/mailbox")
+def shot_page(browser: Browser, viewport: ViewportSize) -> Iterator[Page]:
+    with new_page(browser, viewport, timezone_id="Europe/Berlin", device_scale_factor=1) as page:
+        yield page
 
 
 def shoot(page: Page, name: str, *, full_page: bool = False) -> None:
@@ -226,19 +170,19 @@ def shoot_mailbox(browser: Browser) -> None:
     with (
         refusing_smtp() as smtp,
         running_site() as site,
-        new_page(browser, DESKTOP) as desktop,
-        new_page(browser, PHONE) as phone,
+        shot_page(browser, DESKTOP) as desktop,
+        shot_page(browser, PHONE) as phone,
     ):
         token = site.setup_link.issue(site.rt)
         phone.goto(f"{site.base}/setup?token={token}")
         phone.get_by_role("heading", name="Create the first administrator").wait_for()
         shoot(phone, "setup-phone", full_page=True)
 
-        create_admin(site.rt, ADMIN, PASSWORD)
+        create_admin(site.rt, ADMIN, ADMIN_PASSWORD)
         desktop.goto(site.base + "/login")
         shoot(desktop, "login-desktop")
 
-        log_in(desktop, site.base)
+        log_in(desktop, site)
         shoot(desktop, "mailbox-empty-desktop", full_page=True)
         failing_test_email(desktop, smtp)
         shoot(desktop, "mailbox-dialog-desktop")
@@ -248,7 +192,7 @@ def shoot_mailbox(browser: Browser) -> None:
         desktop.goto(site.base + "/mailbox?notice=default_saved")
         shoot(desktop, "mailbox-desktop", full_page=True)
 
-        log_in(phone, site.base)
+        log_in(phone, site)
         shoot(phone, "mailbox-phone", full_page=True)
         failing_test_email(phone, smtp)
         phone.locator("#test-result").scroll_into_view_if_needed()
@@ -402,12 +346,12 @@ def scroll_to_first_records(page: Page) -> None:
 def shoot_records(browser: Browser) -> None:
     clock = SimulatedClock()
     with company_relay() as relay_port, running_site(clock) as site:
-        create_admin(site.rt, ADMIN, PASSWORD)
+        create_admin(site.rt, ADMIN, ADMIN_PASSWORD)
         seed(site.rt, clock, relay_port)
         site.rt.clock = system_clock
         for name, viewport in VIEWPORTS.items():
-            with new_page(browser, viewport) as page:
-                log_in(page, site.base)
+            with shot_page(browser, viewport) as page:
+                log_in(page, site)
                 search_all_records(page, site.base)
                 if name == "phone":
                     scroll_to_first_records(page)

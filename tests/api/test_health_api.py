@@ -3,7 +3,6 @@
 from fastapi.testclient import TestClient
 
 from postdesk.api.app import create_app
-from postdesk.services import senders
 from postdesk.services.runtime import Runtime
 
 MAIL = {"to": ["alice@example.org"], "subject": "Daily report", "text": "Sales are up."}
@@ -16,13 +15,9 @@ class StubState:
         return {"running": True, "worker_id": "w1"}
 
 
-def test_healthz_reports_database_queue_and_worker(rt: Runtime, admin: dict[str, str]) -> None:
-    sender = senders.create_sender(
-        rt,
-        {"smtp_host": "127.0.0.1", "port": 2525, "encryption": "none",
-         "address": "reports@example.com", "display_name": "Reports"},
-    )  # fmt: skip
-    senders.set_default_sender(rt, sender.id)
+def test_healthz_reports_database_queue_and_worker(
+    rt: Runtime, admin: dict[str, str], configured: int
+) -> None:
     with TestClient(create_app(rt, worker=StubState())) as client:
         queued = client.post("/api/v1/messages", json=MAIL, headers=admin)
         assert queued.status_code == 202, queued.text

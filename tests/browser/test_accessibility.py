@@ -28,7 +28,8 @@ def violations(page: Page) -> list[str]:
 
 @pytest.fixture(params=["desktop", "phone"])
 def page(request: pytest.FixtureRequest, browser: Browser, admin_user: str) -> Iterator[Page]:
-    yield from new_page(browser, DESKTOP if request.param == "desktop" else PHONE)
+    with new_page(browser, DESKTOP if request.param == "desktop" else PHONE) as page:
+        yield page
 
 
 def test_login_and_setup_pages(page: Page, live: LiveSite) -> None:

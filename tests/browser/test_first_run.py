@@ -7,83 +7,51 @@ with a send token from the CLI; the embedded worker delivers it; the Mail Sendin
 Record finds it by its receiver.
 """
 
-import json
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import DESKTOP
-from tests.integration.test_cli import Cli, free_port, wait_for_health
+from tests.e2e import ServeProcess, post_json, wait_until
+from tests.integration.test_cli import Cli
+from tests.support import free_port
 from tests.support.smtp import SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]
 ADDRESS = "bi-reports@qq.com"
 AUTH_CODE = "qq-authorization-code-5521"
+MAIL = {
+    "to": ["alice@example.org"],
+    "subject": "Daily sales, 27 November",
+    "html": "<p>Sales are <b>up</b>.</p>",
+    "template_name": "Daily Sales Report",
+    "resources": ["/reports/sales/daily.cpt"],
+}
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[tuple[Cli, str, str]]:
-    """``postdesk serve`` on a fresh home: (the CLI on that home, base URL, setup link)."""
+def serve(tmp_path: Path) -> Iterator[tuple[Cli, ServeProcess, str]]:
+    """``postdesk serve`` on a fresh home: (the CLI on that home, the process, setup link)."""
     cli = Cli(tmp_path / "home")
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "postdesk", "serve", "--port", str(port)],
-            env=cli.env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    server = ServeProcess(cli.env, tmp_path / "serve.log", free_port())
     try:
-        wait_for_health(port)
-        [link] = [w for w in log_path.read_text().split() if "/setup?token=" in w]
-        yield cli, f"http://127.0.0.1:{port}", link
+        server.wait_ready()
+        [link] = [word for word in server.logs().split() if "/setup?token=" in word]
+        yield cli, server, link
+        server.stop()
     finally:
-        process.send_signal(2)
-        process.wait(timeout=30)
-    assert "Traceback" not in log_path.read_text()
-
-
-def send_through_the_api(base: str, token: str) -> int:
-    body = {
-        "to": ["alice@example.org"],
-        "subject": "Daily sales, 27 November",
-        "html": "<p>Sales are <b>up</b>.</p>",
-        "template_name": "Daily Sales Report",
-        "resources": ["/reports/sales/daily.cpt"],
-    }
-    request = urllib.request.Request(  # noqa: S310 (loopback only)
-        f"{base}/api/v1/messages",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
-        assert answer.status == 202
-        return int(json.loads(answer.read())["id"])
-
-
-def wait_for_mail(server: SmtpTestServer, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(server.messages) < count:
-        assert time.monotonic() < deadline, "the worker did not deliver the mail"
-        time.sleep(0.05)
+        server.close()
+    assert "Traceback" not in server.log_path.read_text()
 
 
 def test_first_run_setup_sender_default_send_and_find_the_record(
-    browser: Browser, serve: tuple[Cli, str, str], smtp_server: ServerFactory
+    anonymous_page: Page, serve: tuple[Cli, ServeProcess, str], smtp_server: ServerFactory
 ) -> None:
-    cli, base, link = serve
+    cli, process, link = serve
     server = smtp_server(tls="implicit", credentials=(ADDRESS, AUTH_CODE))
-    context = browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]
-    context.set_default_timeout(15_000)
-    page = context.new_page()
+    page = anonymous_page
+    page.set_default_timeout(15_000)
 
     create_the_administrator(page, link)
     expect(page.get_by_text("Mail service is not configured", exact=True)).to_be_visible()
@@ -92,8 +60,8 @@ def test_first_run_setup_sender_default_send_and_find_the_record(
     assert len(server.messages) == 1  # the test mail
 
     token = cli("token", "create", "--name", "reports", "--scope", "send").stdout.strip()
-    send_through_the_api(base, token)
-    wait_for_mail(server, 2)
+    post_json(f"{process.url}/api/v1/messages", MAIL, token)
+    wait_until(lambda: len(server.messages) == 2, timeout=30, what="the worker to deliver")
     assert server.messages[1].rcpt_tos == ["alice@example.org"]
 
     page.get_by_role("link", name="Mail Sending Record").first.click()
@@ -105,7 +73,6 @@ def test_first_run_setup_sender_default_send_and_find_the_record(
     expect(row).to_contain_text("Sent")
     expect(row).to_contain_text("/reports/sales/daily.cpt")
     expect(page.locator("tbody tr", has_text="Test mail")).to_have_count(0)  # ops@ only
-    context.close()
 
 
 def create_the_administrator(page: Page, link: str) -> None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import DESKTOP, PHONE, LiveSite, log_in
+from tests.browser.conftest import DESKTOP, PHONE, LiveSite, log_in, new_page
 from tests.support.smtp import SmtpTestServer
 from tests.web.test_records_page import XSS, add_sender, send
 
@@ -164,13 +164,7 @@ def test_sending_time_is_shown_in_the_browsers_time_zone(
     late = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)  # 3 March 2026, 01:30 in Shanghai
     send(live.rt, late, to=["alice@example.org"])
     send(live.rt, MAR_2, to=["bob@example.org"])
-    context = browser.new_context(
-        viewport=DESKTOP,  # type: ignore[arg-type]
-        timezone_id="Asia/Shanghai",
-        locale="en-US",
-    )
-    try:
-        page = context.new_page()
+    with new_page(browser, DESKTOP, timezone_id="Asia/Shanghai", locale="en-US") as page:
         log_in(page, live)
         page.goto(live.url("/mailbox/records"))
         first = page.locator("tbody tr").first.locator("time")
@@ -184,5 +178,3 @@ def test_sending_time_is_shown_in_the_browsers_time_zone(
         page.get_by_role("button", name="Search").click()
         expect(page).to_have_url(re.compile(r".*tz=Asia%2FShanghai$"))
         assert rows(page) == ["alice@example.org"]
-    finally:
-        context.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,44 +45,37 @@ def worker_env(home: Path, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """One worker process; its stderr (logs) goes to ``log_path``."""
+class LoggedProcess:
+    """A child process whose output goes to ``log_path``; ``close`` makes sure it is gone.
+
+    ``stdout_pipe``: the child's stdout stays a text pipe the test reads (stderr alone
+    goes to the log); otherwise both go to the log.
+    """
 
     def __init__(
         self,
+        args: list[str],
         env: Mapping[str, str],
         log_path: Path,
         *,
-        batch_size: int = 10,
-        poll_interval: float = 0.05,
+        stdout_pipe: bool = False,
+        new_session: bool = False,
     ) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", WORKER_SCRIPT, str(batch_size), str(poll_interval)],
+            args,
             env=dict(env),
-            stdout=subprocess.PIPE,
-            stderr=self._log,
+            stdout=subprocess.PIPE if stdout_pipe else self._log,
+            stderr=self._log if stdout_pipe else subprocess.STDOUT,
             text=True,
+            start_new_session=new_session,
         )
-
-    def wait_ready(self) -> None:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # blocks until the runtime is open
-        assert line.strip() == "ready", f"the worker did not start: {self.logs()}"
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all, as in a crash or an OOM kill."""
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
-
-    def stop(self) -> dict[str, Any]:
-        """SIGTERM, then the worker's final ``state()``."""
-        self.process.send_signal(signal.SIGTERM)
-        out, _ = self.process.communicate(timeout=30)
-        assert self.process.returncode == 0, self.logs()
-        state: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-        return state
 
     def close(self) -> None:
         """Make sure the process is gone (after a failed test, say)."""
@@ -100,6 +92,34 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+class WorkerProcess(LoggedProcess):
+    """One worker process; its stderr (logs) goes to ``log_path``."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        batch_size: int = 10,
+        poll_interval: float = 0.05,
+    ) -> None:
+        args = [sys.executable, "-c", WORKER_SCRIPT, str(batch_size), str(poll_interval)]
+        super().__init__(args, env, log_path, stdout_pipe=True)
+
+    def wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # blocks until the runtime is open
+        assert line.strip() == "ready", f"the worker did not start: {self.logs()}"
+
+    def stop(self) -> dict[str, Any]:
+        """SIGTERM, then the worker's final ``state()``."""
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        assert self.process.returncode == 0, self.logs()
+        state: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return state
+
+
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll ``condition`` every 20 ms; fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -109,18 +129,13 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> N
         time.sleep(0.02)
 
 
-class ServeProcess:
+class ServeProcess(LoggedProcess):
     """``postdesk serve`` as users start it; its output goes to ``log_path``."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path, port: int) -> None:
-        self.log_path = log_path
         self.port = port
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "postdesk", "serve", "--port", str(port)],
-            env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            [sys.executable, "-m", "postdesk", "serve", "--port", str(port)], env, log_path
         )
 
     @property
@@ -138,33 +153,11 @@ class ServeProcess:
 
         wait_until(answers, timeout=60, what="postdesk serve to answer /healthz")
 
-    def kill(self) -> None:
-        """SIGKILL: no cleanup at all, as in a crash or an OOM kill."""
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
     def stop(self) -> None:
         """Ctrl-C: a clean stop."""
         self.process.send_signal(signal.SIGINT)
         self.process.wait(timeout=60)
         assert self.process.returncode == 0, self.logs()
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._log.close()
-
-    def logs(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def post_json(url: str, body: Any, token: str) -> Any:

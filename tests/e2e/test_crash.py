@@ -34,7 +34,8 @@ from postdesk.services.messages import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.services.tokens import create_token
 from postdesk.storage.models import Message
-from tests.e2e import ServeProcess, WorkerProcess, free_port, post_json, wait_until, worker_env
+from tests.e2e import ServeProcess, WorkerProcess, post_json, wait_until, worker_env
+from tests.support import free_port
 
 MESSAGES = 120
 KILL_AFTER = 45  # messages received before the first worker is killed (mid-batch)

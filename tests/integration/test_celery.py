@@ -41,7 +41,7 @@ from postdesk.worker.celery_app import (
     install_submit_hook,
     make_celery,
 )
-from tests.e2e import wait_until, worker_env
+from tests.e2e import LoggedProcess, wait_until, worker_env
 from tests.support.smtp import SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]
@@ -112,19 +112,13 @@ def broker_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-class CeleryWorker:
+class CeleryWorker(LoggedProcess):
     """``python -m postdesk worker`` in its own process group; logs to ``log_path``."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "postdesk", "worker", "--drain-every", DRAIN_EVERY, *args],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the pool and beat children go with it in close()
-        )
+        command = [sys.executable, "-m", "postdesk", "worker", "--drain-every", DRAIN_EVERY]
+        # Its own session: the pool and beat children go with it in close().
+        super().__init__([*command, *args], env, log_path, new_session=True)
 
     def wait_ready(self) -> None:
         def ready() -> bool:
@@ -140,17 +134,9 @@ class CeleryWorker:
         assert self.process.returncode == 0, self.logs()
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        super().close()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # pool or beat children left behind
-        self._log.close()
-
-    def logs(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
 
 
 def setup(

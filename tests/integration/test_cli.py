@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from postdesk import __version__
+from tests.support import free_port
 
 SECRET = "Zq9-cli-secret-ÄÖ-4411"
 
@@ -197,12 +197,6 @@ def test_postgresql_database_url(postgres_url: str, tmp_path: Path) -> None:
     [sender] = json.loads(cli("sender", "list", "--json").stdout)
     assert sender["id"] == sender_id
     assert not (tmp_path / "home" / "postdesk.db").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get_json(url: str) -> Any:

@@ -6,7 +6,7 @@ lease expiry are checked without sleeping.
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -30,29 +30,11 @@ from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker, embedded
 from tests.e2e import wait_until
+from tests.support.clock import T0, FakeClock
 from tests.support.smtp import SmtpTestServer, make_sender, sender_fields
 
 ServerFactory = Callable[..., SmtpTestServer]
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 W1, W2 = "worker-1", "worker-2"
-
-
-class FakeClock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(rt: Runtime) -> FakeClock:
-    fake = FakeClock()
-    rt.clock = fake
-    return fake
 
 
 def add_sender(rt: Runtime, settings: SenderSettings, **extra: Any) -> int:

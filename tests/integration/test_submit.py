@@ -5,7 +5,6 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +30,9 @@ from postdesk.services.messages import (
 )
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import ApiToken, Attachment, Message
+from tests.support.clock import T0, FakeClock
 
-T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
-
-
-class FakeClock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def add_sender(rt: Runtime, address: str = "reports@example.com", *, default: bool = True) -> int:
@@ -97,13 +85,6 @@ def load(rt: Runtime, message_id: int) -> Message:
         row = session.get(Message, message_id)
         assert row is not None
         return row
-
-
-@pytest.fixture
-def clock(rt: Runtime) -> FakeClock:
-    fake = FakeClock()
-    rt.clock = fake
-    return fake
 
 
 def make_token(rt: Runtime, name: str) -> int:

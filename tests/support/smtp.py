@@ -80,6 +80,7 @@ from postdesk.domain.senders import SenderSettings, validate_sender
 pytest_plugins = ["tests.support.tls"]
 pytest.register_assert_rewrite("tests.support.tls")
 
+from tests.support import free_port  # noqa: E402
 from tests.support.tls import OTHER_NAME, ca_pem, server_context  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -368,10 +369,7 @@ def smtp_server(
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
+    return free_port()
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from postdesk.config import Settings
-from postdesk.services.record_filters import RecordFilter
-from postdesk.services.records import search_records
+from postdesk.services.records.filters import RecordFilter
+from postdesk.services.records.lookup import search_records
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.storage.db import create_engine_for
 from postdesk.storage.migrate import upgrade_database

@@ -52,7 +52,8 @@ from bench_builder import DATE, report_html
 
 from postdesk.config import Settings
 from postdesk.domain.html_text import html_to_text
-from postdesk.services import senders, tokens
+from postdesk.services.senders import accounts as senders
+from postdesk.services.access import tokens
 from postdesk.services.runtime import open_runtime
 
 SMTP_SINK = "/usr/sbin/smtp-sink"

@@ -56,14 +56,14 @@ from tests.support.smtp import ServerOptions, SmtpTestServer  # noqa: E402
 
 from postdesk.config import Settings  # noqa: E402
 from postdesk.errors import DeliveryError  # noqa: E402
-from postdesk.services import senders as sender_service  # noqa: E402
-from postdesk.services.admins import create_admin  # noqa: E402
-from postdesk.services.callers import SYSTEM  # noqa: E402
-from postdesk.services.claims import claim_due  # noqa: E402
-from postdesk.services.delivery import deliver_claimed  # noqa: E402
-from postdesk.services.messages import submit_message  # noqa: E402
+from postdesk.services.senders import accounts as sender_service  # noqa: E402
+from postdesk.services.access.admins import create_admin  # noqa: E402
+from postdesk.services.access.callers import SYSTEM  # noqa: E402
+from postdesk.services.delivery.claims import claim_due  # noqa: E402
+from postdesk.services.delivery.deliver import deliver_claimed  # noqa: E402
+from postdesk.services.messages.submission import submit_message  # noqa: E402
 from postdesk.services.runtime import Clock, Runtime, open_runtime, system_clock  # noqa: E402
-from postdesk.services.test_mail import send_test_mail  # noqa: E402
+from postdesk.services.senders.test_mail import send_test_mail  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}

@@ -14,7 +14,7 @@
     ├── UnavailableError               unavailable         storage cannot take the request
     └── DeliveryError                  smtp_*              an SMTP diagnosis (SPEC section 4)
 
-Front ends translate these in one place each: ``postdesk.api.errors`` to HTTP
+Front ends translate these in one place each: ``postdesk.http.errors`` to HTTP
 answers, ``postdesk.cli.errors`` to exit codes. Nothing here knows about either.
 """
 

@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from postdesk.api.app import create_app
-from postdesk.services import senders
-from postdesk.services.admins import create_admin
+from postdesk.services.access.admins import create_admin
+from postdesk.services.access.tokens import create_token
 from postdesk.services.runtime import Runtime
-from postdesk.services.tokens import create_token
+from postdesk.services.senders import accounts as senders
 
 ADMIN_PASSWORD = "correct horse battery"
 

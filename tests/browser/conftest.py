@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from postdesk.services.admins import create_admin
+from postdesk.services.access.admins import create_admin
 from postdesk.services.runtime import Runtime
 from tests.support.live import (
     ADMIN,

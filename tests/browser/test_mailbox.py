@@ -7,7 +7,7 @@ from typing import Any
 
 from playwright.sync_api import Dialog, Page, expect
 
-from postdesk.services import senders as service
+from postdesk.services.senders import accounts as service
 from tests.browser.conftest import LiveSite
 from tests.support.smtp import SmtpTestServer
 

@@ -4,7 +4,7 @@ The SMTP server keeps each message the moment the final dot arrives, then waits 
 it answers ``250``, like a real server that has queued the mail but not yet replied. Most of
 a delivery's time is spent in that window, so a SIGKILL lands in it nearly every time: the
 server holds a copy the dead worker never recorded as sent. The duplicate bound documented
-in ``postdesk.services.delivery`` is: at most one extra copy per attempt whose outcome was
+in ``postdesk.services.delivery.deliver`` is: at most one extra copy per attempt whose outcome was
 uncertain (the one in DATA, and those whose ``250`` was not committed yet), so at most
 ``OUTCOMES_PER_COMMIT`` per worker thread (the embedded worker here has one), and never more
 than the messages left ``sending`` at the kill. With this server's 50 ms per message, the
@@ -27,12 +27,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from postdesk.config import Settings
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM
-from postdesk.services.delivery import COMMIT_EVERY_S, OUTCOMES_PER_COMMIT
-from postdesk.services.messages import submit_batch
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.access.tokens import create_token
+from postdesk.services.delivery.deliver import COMMIT_EVERY_S, OUTCOMES_PER_COMMIT
+from postdesk.services.messages.submission import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
-from postdesk.services.tokens import create_token
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
 from tests.e2e import ServeProcess, WorkerProcess, post_json, wait_until, worker_env
 from tests.support import free_port

@@ -28,10 +28,10 @@ from kombu import Connection
 from sqlalchemy import func, select
 
 from postdesk.config import Settings
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM
-from postdesk.services.messages import submit_batch
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.messages.submission import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
 from postdesk.worker import celery_app
 from postdesk.worker.celery_app import (

@@ -25,9 +25,9 @@ from postdesk.cli.errors import exit_code_for
 from postdesk.cli.records import TABLE_COLUMNS, records
 from postdesk.config import Settings
 from postdesk.errors import PostdeskError, ValidationError
-from postdesk.services.record_export import CSV_COLUMNS, iter_records_csv
-from postdesk.services.record_filters import parse_record_filter
-from postdesk.services.records import search_records
+from postdesk.services.records.export import CSV_COLUMNS, iter_records_csv
+from postdesk.services.records.filters import parse_record_filter
+from postdesk.services.records.lookup import search_records
 from postdesk.services.runtime import Runtime, open_runtime
 from tests.integration.test_records import T0, add_record
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from postdesk.services import senders as sender_service
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
 from tests.support.smtp import SmtpTestServer
 

@@ -16,16 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from postdesk.domain.senders import SenderSettings
-from postdesk.services import delivery, delivery_outcomes
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM
-from postdesk.services.claims import claim_due
-from postdesk.services.connection_pool import ConnectionPool
-from postdesk.services.delivery import HOLD, deliver_claimed
-from postdesk.services.messages import submit_batch, submit_message
-from postdesk.services.queue_health import held_senders, queue_depth, refresh_queue_gauges
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.delivery import deliver as delivery
+from postdesk.services.delivery import outcomes as delivery_outcomes
+from postdesk.services.delivery.claims import claim_due
+from postdesk.services.delivery.connections import ConnectionPool
+from postdesk.services.delivery.deliver import HOLD, deliver_claimed
+from postdesk.services.delivery.queue_health import held_senders, queue_depth, refresh_queue_gauges
+from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
+from postdesk.services.messages.submission import submit_batch, submit_message
 from postdesk.services.runtime import Runtime
-from postdesk.services.send_limits import SendRateLimiter, make_limiter
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker, embedded

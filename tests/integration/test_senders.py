@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from postdesk.errors import NotFoundError, SenderExistsError, ValidationError
-from postdesk.services import senders as service
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as service
 from postdesk.storage.models import Message, Sender
 
 SECRET = "Zq9-unique-secret-ÄÖ-7731"

@@ -19,9 +19,8 @@ from postdesk.errors import (
     UnavailableError,
     ValidationError,
 )
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM, Caller
-from postdesk.services.messages import (
+from postdesk.services.access.callers import SYSTEM, Caller
+from postdesk.services.messages.submission import (
     MAX_ATTACHMENT_BYTES,
     Submitted,
     get_message,
@@ -29,6 +28,7 @@ from postdesk.services.messages import (
     submit_message,
 )
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import ApiToken, Attachment, Message
 from tests.support.clock import T0, FakeClock
 

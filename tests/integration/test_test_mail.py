@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from postdesk.domain.mail import TEST_MAIL_SENTENCE
 from postdesk.errors import DeliveryError, ValidationError
-from postdesk.services import senders as service
-from postdesk.services.records import get_record
+from postdesk.services.records.lookup import get_record
 from postdesk.services.runtime import Runtime
-from postdesk.services.test_mail import send_test_mail
+from postdesk.services.senders import accounts as service
+from postdesk.services.senders.test_mail import send_test_mail
 from postdesk.storage.models import Message
 from tests.support.smtp import SmtpTestServer, sender_fields
 

@@ -3,14 +3,14 @@
 from datetime import timedelta
 
 from postdesk.config import Settings
-from postdesk.services.runtime import Runtime, open_runtime
-from postdesk.services.tokens import (
+from postdesk.services.access.tokens import (
     LAST_USED_RESOLUTION,
     authenticate_token,
     create_token,
     delete_token,
     list_tokens,
 )
+from postdesk.services.runtime import Runtime, open_runtime
 
 
 def test_a_token_revoked_by_another_process_is_refused_at_once(

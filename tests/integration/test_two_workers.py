@@ -15,10 +15,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from postdesk.config import Settings
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM
-from postdesk.services.messages import submit_batch
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.messages.submission import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
 from tests.e2e import WorkerProcess, wait_until, worker_env
 from tests.support.smtp import SmtpTestServer

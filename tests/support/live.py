@@ -29,9 +29,9 @@ from typing import Any
 import uvicorn
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
+from postdesk.services.access.sessions import SetupLink
 from postdesk.services.runtime import Runtime
-from postdesk.services.sessions import SetupLink
-from postdesk.web.site import create_site
+from postdesk.site import create_site
 
 CHROMIUM = Path(os.environ.get("POSTDESK_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

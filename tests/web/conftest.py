@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from postdesk.services.admins import create_admin
+from postdesk.services.access.admins import create_admin
 from postdesk.services.runtime import Runtime
-from postdesk.web.site import create_site
+from postdesk.site import create_site
 
 ADMIN_PASSWORD = "correct horse battery"
 

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from postdesk.services import senders as service
 from postdesk.services.runtime import Runtime
-from postdesk.services.test_mail import send_test_mail
+from postdesk.services.senders import accounts as service
+from postdesk.services.senders.test_mail import send_test_mail
 from tests.support.smtp import SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]

@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from postdesk.services import senders as sender_service
-from postdesk.services.callers import SYSTEM
-from postdesk.services.claims import claim_due
-from postdesk.services.delivery import deliver_claimed
-from postdesk.services.messages import submit_message
-from postdesk.services.record_export import iter_records_csv
-from postdesk.services.record_filters import parse_record_filter
-from postdesk.services.records import get_record
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.delivery.claims import claim_due
+from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.messages.submission import submit_message
+from postdesk.services.records.export import iter_records_csv
+from postdesk.services.records.filters import parse_record_filter
+from postdesk.services.records.lookup import get_record
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as sender_service
 from tests.support.smtp import SmtpTestServer, sender_fields
 
 ServerFactory = Callable[..., SmtpTestServer]
@@ -272,7 +272,7 @@ def test_an_unknown_record_is_a_404_page(site: TestClient, logged_in: str) -> No
 def test_a_test_mail_is_a_record_with_its_kind(
     site: TestClient, logged_in: str, rt: Runtime, relay: SmtpTestServer, reports: int
 ) -> None:
-    from postdesk.services.test_mail import send_test_mail
+    from postdesk.services.senders.test_mail import send_test_mail
 
     result = send_test_mail(rt, to="it@example.org", sender_id=reports)
     page = site.get("/mailbox/records")

@@ -19,7 +19,7 @@ from postdesk.cli.worker import worker
 from postdesk.config import Settings
 from postdesk.domain.providers import PROVIDERS
 from postdesk.errors import PostdeskError, ValidationError
-from postdesk.services.admins import create_admin
+from postdesk.services.access.admins import create_admin
 from postdesk.services.runtime import migrate_database, runtime
 
 app = typer.Typer(

@@ -25,10 +25,10 @@ from rich.table import Table
 
 from postdesk.cli.output import print_json, stderr, stdout
 from postdesk.errors import ValidationError
-from postdesk.services.record_export import iter_records_csv
-from postdesk.services.record_filters import RecordFilter, parse_limit, parse_record_filter
-from postdesk.services.record_views import RecordView
-from postdesk.services.records import search_records
+from postdesk.services.records.export import iter_records_csv
+from postdesk.services.records.filters import RecordFilter, parse_limit, parse_record_filter
+from postdesk.services.records.lookup import search_records
+from postdesk.services.records.views import RecordView
 from postdesk.services.runtime import runtime
 
 FORMATS = ("table", "json", "csv")

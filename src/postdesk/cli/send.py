@@ -26,10 +26,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from postdesk.cli.output import print_value, stderr
 from postdesk.errors import DeliveryError, ValidationError
-from postdesk.services.callers import SYSTEM
-from postdesk.services.claims import claim_due
-from postdesk.services.delivery import deliver_claimed
-from postdesk.services.messages import MessageView, get_message, submit_message
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.delivery.claims import claim_due
+from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.messages.submission import MessageView, get_message, submit_message
 from postdesk.services.runtime import Runtime, runtime
 
 # How often to look at a message another process (a running server) is sending.

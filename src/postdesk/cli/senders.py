@@ -12,9 +12,9 @@ from rich.table import Table
 
 from postdesk.cli.output import print_json, print_value, stderr, stdout
 from postdesk.errors import DeliveryError, ValidationError
-from postdesk.services import senders as service
 from postdesk.services.runtime import runtime
-from postdesk.services.test_mail import send_test_mail
+from postdesk.services.senders import accounts as service
+from postdesk.services.senders.test_mail import send_test_mail
 
 app = typer.Typer(help="Sender accounts and the system default sender.", no_args_is_help=True)
 

@@ -10,9 +10,9 @@ from rich.markup import escape
 
 from postdesk import __version__
 from postdesk.cli.output import stderr
+from postdesk.services.access.sessions import SetupLink
 from postdesk.services.runtime import runtime
-from postdesk.services.sessions import SetupLink
-from postdesk.web.site import create_site
+from postdesk.site import create_site
 from postdesk.worker.embedded import EmbeddedWorker
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from postdesk.cli.output import print_json, print_value, stderr, stdout
-from postdesk.services import tokens as service
+from postdesk.services.access import tokens as service
 from postdesk.services.runtime import runtime
 
 app = typer.Typer(help="API tokens (scope admin or send).", no_args_is_help=True)

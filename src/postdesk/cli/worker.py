@@ -20,8 +20,8 @@ from rich.markup import escape
 from postdesk.cli.output import stderr
 from postdesk.config import Settings
 from postdesk.errors import ConfigError
+from postdesk.services.delivery.rate_limits import make_limiter
 from postdesk.services.runtime import runtime
-from postdesk.services.send_limits import make_limiter
 from postdesk.worker.celery_app import (
     DRAIN_EVERY_S,
     CeleryOptions,

@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from postdesk.api.deps import SESSION_COOKIE, RuntimeDep
-from postdesk.api.routes.auth import count_login_attempt, set_session_cookie
 from postdesk.errors import PostdeskError, TooFrequentError, UnauthorizedError
-from postdesk.services.sessions import log_in, log_out
+from postdesk.http.deps import SESSION_COOKIE, RuntimeDep
+from postdesk.http.login import clear_session_cookie, count_login_attempt, set_session_cookie
+from postdesk.services.access.sessions import log_in, log_out
 from postdesk.web.session import (
     LOGIN_CSRF_COOKIE,
     FormSessionDep,
@@ -58,7 +58,7 @@ def logout(request: Request, rt: RuntimeDep, page: FormSessionDep) -> Response:
     if cookie:
         log_out(rt, cookie)
     response = redirect("/login", notice="logged_out")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    clear_session_cookie(response)
     return response
 
 

@@ -15,8 +15,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 
-from postdesk.api.deps import RuntimeDep, peer_ip
-from postdesk.api.errors import status_for
 from postdesk.domain.providers import PROVIDERS
 from postdesk.errors import (
     ConflictError,
@@ -24,8 +22,10 @@ from postdesk.errors import (
     NotFoundError,
     ValidationError,
 )
+from postdesk.http.deps import RuntimeDep, peer_ip
+from postdesk.http.errors import status_for
 from postdesk.services.runtime import Runtime
-from postdesk.services.senders import (
+from postdesk.services.senders.accounts import (
     SenderView,
     create_sender,
     delete_sender,
@@ -35,7 +35,7 @@ from postdesk.services.senders import (
     set_default_sender,
     update_sender,
 )
-from postdesk.services.test_mail import send_test_mail
+from postdesk.services.senders.test_mail import send_test_mail
 from postdesk.web.sender_form import (
     ENCRYPTION_LABELS,
     USUAL_PORTS,

@@ -20,13 +20,13 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from postdesk.errors import ValidationError
-from postdesk.services.record_filters import (
+from postdesk.services.records.filters import (
     DEFAULT_LIMIT,
     RecordFilter,
     parse_limit,
     parse_record_filter,
 )
-from postdesk.services.record_views import AttemptView, RecordDetail, RecordView, iso_utc
+from postdesk.services.records.views import AttemptView, RecordDetail, RecordView, iso_utc
 
 LIST_PATH = "/mailbox/records"
 FILTER_KEYS = ("sender", "recipient", "template", "since", "until", "result")

@@ -15,8 +15,8 @@ from fastapi import Depends, Form
 from postdesk.domain.providers import Provider, find_provider, provider_for_host
 from postdesk.domain.senders import DEFAULT_PORT, DEFAULT_TIMEOUT_S, USUAL_PORT, Encryption
 from postdesk.errors import DeliveryError, PostdeskError, ValidationError
-from postdesk.services.senders import SenderView, apply_preset
-from postdesk.services.test_mail import TestMailResult
+from postdesk.services.senders.accounts import SenderView, apply_preset
+from postdesk.services.senders.test_mail import TestMailResult
 
 ENCRYPTION_LABELS = {
     Encryption.SSL.value: "SSL Encryption",

@@ -14,11 +14,11 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request
 
-from postdesk.api.deps import SESSION_COOKIE, RuntimeDep
 from postdesk.errors import ForbiddenError
-from postdesk.services.admins import admin_name
-from postdesk.services.callers import Caller
-from postdesk.services.sessions import find_session
+from postdesk.http.deps import SESSION_COOKIE, RuntimeDep
+from postdesk.services.access.admins import admin_name
+from postdesk.services.access.callers import Caller
+from postdesk.services.access.sessions import find_session
 
 LOGIN_CSRF_COOKIE = "postdesk_login_csrf"
 

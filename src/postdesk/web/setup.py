@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from postdesk.api.deps import RuntimeDep
-from postdesk.api.routes.auth import set_session_cookie
 from postdesk.errors import PostdeskError, ValidationError
-from postdesk.services.sessions import SetupLink, log_in
+from postdesk.http.deps import RuntimeDep
+from postdesk.http.login import set_session_cookie
+from postdesk.services.access.sessions import SetupLink, log_in
 from postdesk.web.templating import render
 
 router = APIRouter(include_in_schema=False)

@@ -7,7 +7,7 @@ embedded worker; ``postdesk worker`` processes do the sending instead:
     Claims due messages (``claim_due``) and delivers them (``deliver_claimed``), batch
     after batch, until nothing is due. Each worker process opens one ``Runtime`` (and one
     rate limiter) the first time it runs a task and keeps it. The leases, the duplicate
-    bound and the retries are those of ``postdesk.services.delivery``; Celery only says
+    bound and the retries are those of ``postdesk.services.delivery.deliver``; Celery only says
     *when* to look. Drains are triggered by every submission (``install_submit_hook``:
     ``Runtime.submitted_hooks`` sends one) and by the beat schedule every
     ``drain_every`` seconds, so that retries coming due, messages put back by the rate
@@ -16,7 +16,7 @@ embedded worker; ``postdesk worker`` processes do the sending instead:
     down, worker killed mid-task) costs nothing but a delay until the next one.
 
 ``postdesk.purge``
-    ``purge_records`` of ``postdesk.services.record_retention``, hourly from the beat schedule.
+    ``purge_records`` of ``postdesk.services.records.retention``, hourly from the beat schedule.
 
 Rate limits
     ``max_per_minute`` is counted in shared storage so that it holds across every worker
@@ -44,12 +44,12 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from postdesk.config import Settings
 from postdesk.errors import ConfigError
-from postdesk.services.claims import claim_due
-from postdesk.services.connection_pool import ConnectionPool
-from postdesk.services.delivery import deliver_claimed
-from postdesk.services.record_retention import purge_records
+from postdesk.services.delivery.claims import claim_due
+from postdesk.services.delivery.connections import ConnectionPool
+from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
+from postdesk.services.records.retention import purge_records
 from postdesk.services.runtime import Runtime, open_runtime
-from postdesk.services.send_limits import SendRateLimiter, make_limiter
 from postdesk.worker.embedded import new_worker_id
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ thread also purges records older than ``POSTDESK_RECORD_RETENTION_DAYS`` at star
 every ``purge_every`` seconds (SPEC: "purged by the worker"). A thread
 never dies of an exception: it logs it (without statement parameters, which may hold mail
 content), backs off, and tries again; a message it held at that moment is taken up again
-when its lease runs out. The sending logic itself lives in ``postdesk.services.delivery``.
+when its lease runs out. The sending logic itself lives in ``postdesk.services.delivery.deliver``.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from postdesk.services.claims import claim_due
-from postdesk.services.connection_pool import ConnectionPool
-from postdesk.services.delivery import deliver_claimed
-from postdesk.services.delivery_outcomes import Delivered
-from postdesk.services.record_retention import purge_records
+from postdesk.services.delivery.claims import claim_due
+from postdesk.services.delivery.connections import ConnectionPool
+from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.outcomes import Delivered
+from postdesk.services.delivery.rate_limits import SendRateLimiter
+from postdesk.services.records.retention import purge_records
 from postdesk.services.runtime import Runtime
-from postdesk.services.send_limits import SendRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class EmbeddedWorker:
 
     ``batch_size`` messages are claimed at a time (they are leased together; the leases
     of those not sent yet are renewed with every commit of outcomes, at least every
-    ``COMMIT_EVERY_S`` of ``postdesk.services.delivery``). All threads share one rate
+    ``COMMIT_EVERY_S`` of ``postdesk.services.delivery.deliver``). All threads share one rate
     limiter, so a sender's ``max_per_minute`` holds across them.
     """
 

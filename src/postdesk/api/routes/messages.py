@@ -7,15 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from postdesk.api.deps import CallerDep, RuntimeDep, requester_ip
 from postdesk.api.schemas import (
     BatchBody,
     MessageBody,
     VerificationCheckBody,
     VerificationRequestBody,
 )
-from postdesk.services import messages as service
-from postdesk.services.verification import check_code, request_code
+from postdesk.http.deps import CallerDep, RuntimeDep, requester_ip
+from postdesk.services.messages import submission as service
+from postdesk.services.messages.verification import check_code, request_code
 
 router = APIRouter(tags=["messages"])
 

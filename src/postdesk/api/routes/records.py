@@ -7,8 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from postdesk.api.deps import AdminDep, RuntimeDep
-from postdesk.services import record_export, record_filters, records
+from postdesk.http.deps import AdminDep, RuntimeDep
+from postdesk.services.records import export as record_export
+from postdesk.services.records import filters as record_filters
+from postdesk.services.records import lookup as records
 
 router = APIRouter(prefix="/records", tags=["records"])
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from postdesk.api.deps import AdminDep, RuntimeDep, peer_ip
 from postdesk.api.schemas import (
     MailSettingsBody,
     SavedSenderTestBody,
@@ -15,8 +14,9 @@ from postdesk.api.schemas import (
     SenderTestBody,
 )
 from postdesk.domain.providers import PROVIDERS
-from postdesk.services import senders as service
-from postdesk.services.test_mail import send_test_mail
+from postdesk.http.deps import AdminDep, RuntimeDep, peer_ip
+from postdesk.services.senders import accounts as service
+from postdesk.services.senders.test_mail import send_test_mail
 
 router = APIRouter(tags=["senders"])
 

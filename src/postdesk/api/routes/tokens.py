@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from postdesk.api.deps import AdminDep, RuntimeDep
 from postdesk.api.schemas import TokenBody
-from postdesk.services import tokens as service
+from postdesk.http.deps import AdminDep, RuntimeDep
+from postdesk.services.access import tokens as service
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

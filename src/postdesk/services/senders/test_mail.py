@@ -13,7 +13,7 @@ from postdesk.domain.records import recipients_search_text
 from postdesk.domain.senders import SenderSettings, validate_sender
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.runtime import Runtime
-from postdesk.services.senders import (
+from postdesk.services.senders.accounts import (
     apply_preset,
     edited_settings,
     get_sender_row,

@@ -25,8 +25,8 @@ from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.mail import new_message_id
 from postdesk.domain.records import recipients_search_text
 from postdesk.errors import MailServiceUnconfiguredError, UnavailableError, ValidationError
-from postdesk.services.callers import Caller
-from postdesk.services.message_requests import Draft, parse_recipient
+from postdesk.services.access.callers import Caller
+from postdesk.services.messages.requests import Draft, parse_recipient
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Attachment, MailSettings, Message, Sender
 

@@ -6,9 +6,9 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from postdesk.services.record_filters import RecordFilter, RecordKey
-from postdesk.services.record_search import RecordSearch
-from postdesk.services.record_views import RecordView, iso_utc, record_view
+from postdesk.services.records.filters import RecordFilter, RecordKey
+from postdesk.services.records.search import RecordSearch
+from postdesk.services.records.views import RecordView, iso_utc, record_view
 from postdesk.services.runtime import Runtime
 
 # Records per query of a CSV export; each batch is one short read transaction.

@@ -11,8 +11,8 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from postdesk.errors import ForbiddenError, UnauthorizedError
-from postdesk.services.admins import admin_exists, check_admin_password, create_admin
-from postdesk.services.callers import Caller
+from postdesk.services.access.admins import admin_exists, check_admin_password, create_admin
+from postdesk.services.access.callers import Caller
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import AdminSession
 

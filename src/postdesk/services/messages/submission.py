@@ -1,8 +1,8 @@
 """Accepting messages into the durable queue (one or a batch) and reading their status.
 
-A message is validated completely (``postdesk.services.message_requests``), then
+A message is validated completely (``postdesk.services.messages.requests``), then
 committed in one short transaction together with its attachments
-(``postdesk.services.message_store``); only that commit makes the promise behind
+(``postdesk.services.messages.store``); only that commit makes the promise behind
 ``202``. Nothing is written when any field of any message is wrong, and a database that
 cannot take the write becomes ``UnavailableError`` (``503`` with ``Retry-After``), never
 an acceptance.
@@ -21,15 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from postdesk.errors import NotFoundError, ValidationError
-from postdesk.services.callers import Caller
-from postdesk.services.message_requests import (
+from postdesk.services.access.callers import Caller
+from postdesk.services.messages.requests import (
     FIX_HINT,
     MAX_ATTACHMENT_BYTES,
     MAX_RECIPIENTS,
     Draft,
     validate_request,
 )
-from postdesk.services.message_store import Submitted, storage, store
+from postdesk.services.messages.store import Submitted, storage, store
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message
 

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select, update
 
 from postdesk.domain.addresses import AddressError, check_header_value
 from postdesk.errors import NotFoundError, ValidationError
-from postdesk.services.callers import Caller, Scope
+from postdesk.services.access.callers import Caller, Scope
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import ApiToken
 

@@ -19,7 +19,7 @@ cursor (the last record's creation time and id, with a MAC under the installatio
 a page never repeats or skips a record, however many records arrive meanwhile. "Sending
 Time" in the CSV and the CLI table is ``created_at``, the time the interval selects by.
 
-How each filter stays fast at a million records: postdesk.services.record_search. The
+How each filter stays fast at a million records: postdesk.services.records.search. The
 rest of the record: record_filters (the filters, page size and cursor parsed),
 record_views (a record as shown), record_export (CSV) and record_retention (the purge).
 
@@ -32,15 +32,15 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from postdesk.errors import NotFoundError
-from postdesk.services.record_filters import (
+from postdesk.services.records.filters import (
     DEFAULT_LIMIT,
     RecordFilter,
     decode_cursor,
     encode_cursor,
     parse_limit,
 )
-from postdesk.services.record_search import RecordSearch
-from postdesk.services.record_views import (
+from postdesk.services.records.search import RecordSearch
+from postdesk.services.records.views import (
     RECORD_COLUMNS,
     AttemptView,
     RecordDetail,

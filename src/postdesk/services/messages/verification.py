@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
 from postdesk.errors import TooFrequentError, ValidationError
-from postdesk.services.callers import Caller
-from postdesk.services.messages import submit_message
+from postdesk.services.access.callers import Caller
+from postdesk.services.messages.submission import submit_message
 from postdesk.services.runtime import Runtime
 from postdesk.storage.db import begin_sqlite_write
 from postdesk.storage.models import VerificationCode

@@ -43,7 +43,8 @@ Retries and holds
     ends (then one message probes the login again) or ``release_sender_hold`` ends it
     early (the sender was edited, or a test mail passed).
 
-Rate limits are ``postdesk.services.send_limits``; claiming is ``postdesk.services.claims``.
+Rate limits are ``postdesk.services.delivery.rate_limits``; claiming is
+``postdesk.services.delivery.claims``.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ from postdesk.domain.mail import OutgoingMail, build_mail
 from postdesk.domain.retry import RandomSource, retries_left, retry_delay
 from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
-from postdesk.services import metrics
-from postdesk.services.connection_pool import ConnectionPool
-from postdesk.services.delivery_outcomes import (
+from postdesk.services.delivery import metrics
+from postdesk.services.delivery.connections import ConnectionPool
+from postdesk.services.delivery.outcomes import (
     AUTH_FAILED,
     Claimed,
     Delivered,
@@ -92,9 +93,9 @@ from postdesk.services.delivery_outcomes import (
     with_bodies,
     write_outcomes,
 )
+from postdesk.services.delivery.rate_limits import SendRateLimiter
 from postdesk.services.runtime import Runtime
-from postdesk.services.send_limits import SendRateLimiter
-from postdesk.services.senders import settings_from_row
+from postdesk.services.senders.accounts import settings_from_row
 from postdesk.storage.models import Sender
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import SendOutcome

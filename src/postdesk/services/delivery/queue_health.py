@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from postdesk.domain.records import MESSAGE_STATUSES
-from postdesk.services import metrics
+from postdesk.services.delivery import metrics
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message, Sender
 

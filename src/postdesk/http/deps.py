@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from postdesk.errors import ForbiddenError, UnauthorizedError, ValidationError
-from postdesk.services.callers import Caller
+from postdesk.services.access.callers import Caller
+from postdesk.services.access.sessions import check_csrf, find_session
+from postdesk.services.access.tokens import authenticate_token
 from postdesk.services.runtime import Runtime
-from postdesk.services.sessions import check_csrf, find_session
-from postdesk.services.tokens import authenticate_token
 
 SESSION_COOKIE = "postdesk_session"
 CSRF_HEADER = "X-CSRF-Token"

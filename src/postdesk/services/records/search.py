@@ -45,8 +45,8 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from postdesk.domain.records import STATUSES_OF_RESULT
-from postdesk.services.record_filters import RecordFilter, RecordKey
-from postdesk.services.record_views import RECORD_COLUMNS
+from postdesk.services.records.filters import RecordFilter, RecordKey
+from postdesk.services.records.views import RECORD_COLUMNS
 from postdesk.storage.models import Message
 
 # A substring search first reads this many of the newest candidates (and samples their texts).

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
-from postdesk.services import metrics
+from postdesk.services.delivery import metrics
 from postdesk.storage.models import Attachment, Attempt, Message, Sender
 from postdesk.transport import SendOutcome
 

@@ -1,0 +1,80 @@
+"""The base application both front ends build on: created per runtime, never at import.
+
+It carries the runtime and the worker in its state, answers errors in the SPEC's shape,
+refuses oversized bodies, and serves /healthz and /metrics. ``postdesk.api`` adds the
+REST API, ``postdesk.web`` the pages; ``postdesk.site`` puts them together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from postdesk import __version__
+from postdesk.http.errors import ErrorPage, install_error_handlers
+from postdesk.http.limits import BodySizeLimit
+from postdesk.services.access.sessions import SetupLink
+from postdesk.services.delivery import queue_health
+from postdesk.services.health import health_report
+from postdesk.services.runtime import Runtime
+
+API_PREFIX = "/api/v1"
+
+
+class WorkerState(Protocol):
+    def state(self) -> dict[str, Any]: ...
+
+
+def new_app(
+    rt: Runtime,
+    *,
+    worker: WorkerState | None = None,
+    setup_link: SetupLink | None = None,
+    error_page: ErrorPage | None = None,
+) -> FastAPI:
+    """An application with postdesk's state, error answers, body limit and probes."""
+    app = FastAPI(
+        title="postdesk",
+        version=__version__,
+        summary="Outgoing-mail desk: senders, default sender, test mail, queue, sending records.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.rt = rt
+    app.state.worker = worker
+    app.state.setup_link = setup_link or SetupLink()
+    app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
+    install_error_handlers(app, error_page)
+    app.add_middleware(BodySizeLimit)
+    app.add_api_route("/healthz", healthz, include_in_schema=False)
+    app.add_api_route("/metrics", metrics, include_in_schema=False)
+    return app
+
+
+def healthz(request: Request) -> JSONResponse:
+    """Database reachability, the worker, held senders and whether mail is configured."""
+    rt: Runtime = request.app.state.rt
+    worker: WorkerState | None = request.app.state.worker
+    body: dict[str, Any] = {"status": "ok", "version": __version__}
+    report = health_report(rt)
+    if report is None:
+        body.update(status="unavailable", database="unreachable")
+        return JSONResponse(body, status_code=503)
+    body.update(report)
+    body["worker"] = worker.state() if worker is not None else {"running": False}
+    if body["held_senders"]:
+        body["status"] = "degraded"
+    return JSONResponse(body)
+
+
+def metrics(request: Request) -> Response:
+    """Prometheus text format: counters from the worker, queue depth from the database."""
+    rt: Runtime = request.app.state.rt
+    queue_health.refresh_queue_gauges(rt)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

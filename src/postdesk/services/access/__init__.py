@@ -1,0 +1,1 @@
+"""Who may do what: administrators, their sessions and setup link, API tokens, callers."""

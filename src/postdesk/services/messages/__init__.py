@@ -1,0 +1,1 @@
+"""Mail handed to postdesk: request checks, durable submission, status, verification codes."""

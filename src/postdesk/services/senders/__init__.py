@@ -1,0 +1,1 @@
+"""Sender accounts, the system default sender and test mail ("test before OK")."""

@@ -18,18 +18,21 @@ from sqlalchemy.exc import OperationalError
 from postdesk.domain.senders import SenderSettings
 from postdesk.services.access.callers import SYSTEM
 from postdesk.services.delivery import deliver as delivery
+from postdesk.services.delivery import drain as drain_module
 from postdesk.services.delivery import outcomes as delivery_outcomes
 from postdesk.services.delivery.claims import claim_due
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.deliver import HOLD, deliver_claimed
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.delivery.queue_health import held_senders, queue_depth, refresh_queue_gauges
 from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
 from postdesk.services.messages.submission import submit_batch, submit_message
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import accounts as sender_service
+from postdesk.storage.queue import INLINE_BODY_CHARS
 from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.repositories import release_sender_hold
-from postdesk.worker import EmbeddedWorker, embedded
+from postdesk.worker import EmbeddedWorker
 from tests.e2e import wait_until
 from tests.support.clock import T0, FakeClock
 from tests.support.smtp import SmtpTestServer, make_sender, sender_fields
@@ -59,8 +62,7 @@ def queue(rt: Runtime, count: int = 1, **fields: Any) -> list[int]:
 
 
 def drain(rt: Runtime, worker_id: str = W1, **options: Any) -> list[delivery_outcomes.Delivered]:
-    ids = claim_due(rt, worker_id=worker_id, limit=100)
-    return deliver_claimed(rt, ids, worker_id=worker_id, **options)
+    return drain_once(rt, worker_id=worker_id, limit=100, **options).delivered
 
 
 def load(rt: Runtime, message_id: int) -> Message:
@@ -555,7 +557,7 @@ def test_the_embedded_worker_survives_errors(
             raise OperationalError("SELECT …", {"secret": "x"}, ConnectionError("db restarting"))
         return claim_due(*args, **kwargs)
 
-    monkeypatch.setattr(embedded, "claim_due", flaky_claim)
+    monkeypatch.setattr(drain_module, "claim_due", flaky_claim)
     worker = EmbeddedWorker(rt, poll_interval=0.01, threads=2)
     queue(rt, 3)
     worker.start()
@@ -693,7 +695,7 @@ def test_a_large_body_is_read_when_its_message_is_sent(
     add_sender(rt, server.sender())
     rows = "".join(f"<tr><td>row {n}</td></tr>" for n in range(12_000))
     large = f"<table>{rows}</table><p>end of the large one</p>"
-    assert len(large) > delivery_outcomes.INLINE_BODY_CHARS
+    assert len(large) > INLINE_BODY_CHARS
     ids = queue(rt, 1, html=large, text="plain") + queue(rt, 1, text="the small one")
     assert [r.status for r in drain(rt)] == ["sent", "sent"]
     first, second = (message_from_bytes(m.content, policy=policy.default) for m in server.messages)

@@ -20,8 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from postdesk.services.access.callers import SYSTEM
-from postdesk.services.delivery.claims import claim_due
-from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.messages.submission import submit_message
 from postdesk.services.records.export import iter_records_csv
 from postdesk.services.records.filters import parse_record_filter
@@ -75,8 +74,7 @@ def send(rt: Runtime, when: datetime = T0, **fields: Any) -> int:
 
 
 def drain(rt: Runtime) -> None:
-    ids = claim_due(rt, worker_id="page-tests", limit=100)
-    deliver_claimed(rt, ids, worker_id="page-tests")
+    drain_once(rt, worker_id="page-tests", limit=100)
 
 
 def row_ids(page_html: str) -> list[int]:

@@ -27,8 +27,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from postdesk.cli.output import print_value, stderr
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.access.callers import SYSTEM
-from postdesk.services.delivery.claims import claim_due
-from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.messages.submission import MessageView, get_message, submit_message
 from postdesk.services.runtime import Runtime, runtime
 
@@ -146,9 +145,7 @@ def _reason(exc: Exception) -> str:
 def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
     """Claim this one message and deliver it here; if a server got to it first, wait for it."""
     worker_id = f"cli:{os.getpid()}"
-    claimed = claim_due(rt, worker_id=worker_id, limit=1, ids=[message_id])
-    if claimed:
-        deliver_claimed(rt, claimed, worker_id=worker_id)
+    drain_once(rt, worker_id=worker_id, limit=1, ids=[message_id])
     view = get_message(rt, message_id, caller=SYSTEM)
     deadline = time.monotonic() + rt.settings.lease_s + 5
     while view.status == "sending" and time.monotonic() < deadline:

@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -256,3 +256,13 @@ def _probe_hint(url: URL) -> str:
         "Check that PostgreSQL is running and reachable, and that the user, password "
         "and database name in POSTDESK_DATABASE_URL are right."
     )
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """One line on a database error: the driver's exception and words, never the statement
+    or its parameters (they may hold mail content)."""
+    reason: BaseException = exc
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        reason = exc.orig
+    words = " ".join(str(reason).split())[:300]
+    return f"{type(reason).__name__}: {words}" if words else type(reason).__name__

@@ -40,16 +40,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError, StatementError
+from sqlalchemy.exc import SQLAlchemyError
 
 from postdesk.config import Settings
 from postdesk.errors import ConfigError
-from postdesk.services.delivery.claims import claim_due
 from postdesk.services.delivery.connections import ConnectionPool
-from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
-from postdesk.services.records.retention import purge_records
+from postdesk.services.records.retention import PURGE_EVERY_S, purge_records
 from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.storage.db import describe_database_error
 from postdesk.worker.embedded import new_worker_id
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,6 @@ DRAIN_TASK = "postdesk.drain"
 PURGE_TASK = "postdesk.purge"
 DEFAULT_QUEUE = "postdesk"
 DRAIN_EVERY_S = 5.0
-PURGE_EVERY_S = 3600.0
-BATCH_SIZE = 20
 # A trigger that waited longer than this in the queue is dropped: a newer one follows.
 TRIGGER_EXPIRES_S = 60.0
 TRIGGER_CONNECT_S = 2.0
@@ -181,11 +179,10 @@ def drain(rt: Runtime, limiter: SendRateLimiter, worker_id: str) -> int:
     total = 0
     with ConnectionPool() as pool:
         while True:
-            claimed = claim_due(rt, worker_id=worker_id, limit=BATCH_SIZE)
-            if not claimed:
+            drained = drain_once(rt, worker_id=worker_id, limiter=limiter, connections=pool)
+            if not drained.claimed:
                 return total
-            deliver_claimed(rt, claimed, worker_id=worker_id, limiter=limiter, connections=pool)
-            total += len(claimed)
+            total += drained.claimed
 
 
 def _drain_task(task: Any) -> int:
@@ -196,15 +193,10 @@ def _drain_task(task: Any) -> int:
     except SQLAlchemyError as exc:
         # Not re-raised: Celery would log the statement's parameters, which hold mail
         # content. Leases bring back what this run held; the next trigger tries again.
-        log.error("drain: database error, the next trigger retries: %s", _describe(exc))
+        log.error(
+            "drain: database error, the next trigger retries: %s", describe_database_error(exc)
+        )
         return 0
-
-
-def _describe(exc: SQLAlchemyError) -> str:
-    """The driver's words about a database error, without the statement or its values."""
-    reason: BaseException = exc.orig if isinstance(exc, StatementError) and exc.orig else exc
-    words = " ".join(str(reason).split())[:300]
-    return f"{type(reason).__name__}: {words}"
 
 
 def _purge_task(task: Any) -> int:

@@ -21,21 +21,19 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from postdesk.services.delivery.claims import claim_due
 from postdesk.services.delivery.connections import ConnectionPool
-from postdesk.services.delivery.deliver import deliver_claimed
+from postdesk.services.delivery.drain import BATCH_SIZE, drain_once
 from postdesk.services.delivery.outcomes import Delivered
 from postdesk.services.delivery.rate_limits import SendRateLimiter
-from postdesk.services.records.retention import purge_records
+from postdesk.services.records.retention import PURGE_EVERY_S, purge_records
 from postdesk.services.runtime import Runtime
+from postdesk.storage.db import describe_database_error
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 20
 MAX_BACKOFF_S = 30.0
-PURGE_EVERY_S = 3600.0
 
 
 def new_worker_id() -> str:
@@ -58,7 +56,7 @@ class EmbeddedWorker:
         *,
         worker_id: str | None = None,
         poll_interval: float = 1.0,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = BATCH_SIZE,
         threads: int = 1,
         limiter: SendRateLimiter | None = None,
         purge_every: float | None = PURGE_EVERY_S,
@@ -141,20 +139,18 @@ class EmbeddedWorker:
 
     def run_once(self, *, connections: ConnectionPool | None = None, index: int = 0) -> int:
         """One claim and delivery pass in the calling thread; the number of messages claimed."""
-        claimed = claim_due(self.rt, worker_id=self._thread_id(index), limit=self.batch_size)
+        drained = drain_once(
+            self.rt,
+            worker_id=self._thread_id(index),
+            limit=self.batch_size,
+            limiter=self.limiter,
+            connections=connections,
+            should_stop=self._stopping.is_set,
+        )
         with self._lock:
             self._last_poll_at = self.rt.clock()
-        if claimed:
-            results = deliver_claimed(
-                self.rt,
-                claimed,
-                worker_id=self._thread_id(index),
-                limiter=self.limiter,
-                connections=connections,
-                should_stop=self._stopping.is_set,
-            )
-            self._count(results)
-        return len(claimed)
+        self._count(drained.delivered)
+        return drained.claimed
 
     def _loop(self, index: int) -> None:
         pool = ConnectionPool()
@@ -202,7 +198,7 @@ class EmbeddedWorker:
                 self._counts[result.status] = self._counts.get(result.status, 0) + 1
 
     def _record_error(self, exc: Exception) -> None:
-        text = _describe(exc)
+        text = describe_database_error(exc)
         with self._lock:
             self._last_error = text
             self._last_error_at = self.rt.clock()
@@ -210,15 +206,6 @@ class EmbeddedWorker:
             log.error("worker %s: database error, retrying: %s", self.worker_id, text)
         else:
             log.exception("worker %s: unexpected error, retrying", self.worker_id)
-
-
-def _describe(exc: Exception) -> str:
-    """One line about ``exc``; for database errors the driver's words, not the statement."""
-    reason: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        reason = exc.orig
-    words = " ".join(str(reason).split())[:300]
-    return f"{type(reason).__name__}: {words}" if words else type(reason).__name__
 
 
 def _iso(value: datetime | None) -> str | None:

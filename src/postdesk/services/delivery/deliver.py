@@ -54,9 +54,8 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -65,45 +64,34 @@ from postdesk.domain.addresses import MailAddress, parse_address
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import OutgoingMail, build_mail
-from postdesk.domain.retry import RandomSource, retries_left, retry_delay
+from postdesk.domain.retry import RandomSource
 from postdesk.domain.senders import SenderSettings
+from postdesk.domain.status import AttemptOutcome, after_attempt
 from postdesk.errors import DeliveryError
 from postdesk.services.delivery import metrics
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.outcomes import (
-    AUTH_FAILED,
-    Claimed,
+    AttemptResult,
     Delivered,
-    Outcome,
-    SenderState,
-    attachments_of,
     attempt_row,
     delivered,
     fail_sender_deleted,
-    failure_columns,
-    given_up,
-    held_values,
     hold_failure,
-    hold_sender,
-    load_claimed,
+    message_values,
     put_back,
-    refusals,
-    renew_leases,
-    sender_states,
-    with_bodies,
-    write_outcomes,
 )
 from postdesk.services.delivery.rate_limits import SendRateLimiter
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders.accounts import settings_from_row
+from postdesk.storage import queue
 from postdesk.storage.models import Sender
+from postdesk.storage.queue import Claimed, SenderState
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.transport import SendOutcome
 
 log = logging.getLogger(__name__)
 
 HOLD = timedelta(minutes=10)
-WAITING = ("queued", "retrying")
 MESSAGE_INVALID = "message_invalid"
 INTERNAL_ERROR = "internal_error"
 # Outcomes are committed together, at most this many in one commit ...
@@ -194,7 +182,7 @@ class _Run:
         self._senders: dict[int, SenderState] = {}
         self._sender_of: dict[int, int | None] = {}
         self._last_attempt: dict[int, int] = {}
-        self._pending: list[Outcome] = []
+        self._pending: list[AttemptResult] = []
         self._deferred: list[str] = []  # put back without an attempt in this commit: why
         self._committed_at = time.monotonic()
         # Decrypted settings by sender and version (``updated_at``): an edit makes a new one.
@@ -203,7 +191,7 @@ class _Run:
     def start(self, ids: Sequence[int]) -> None:
         """Load the messages this worker owns among ``ids`` and their senders (one read)."""
         with self.rt.transaction() as session:
-            messages, self.with_attachments, self._last_attempt = load_claimed(
+            messages, self.with_attachments, self._last_attempt = queue.load_claimed(
                 session, ids, self.worker_id
             )
             self._read_senders(session, messages)
@@ -266,29 +254,34 @@ class _Run:
                 ),
             )
         now = self.rt.clock()
-        if failure is not None and failure.code == AUTH_FAILED:
-            kind, values = "held", held_values(message.attempts, failure, now + HOLD, now)
-        else:
-            kind, values = self._transition(message.attempts, outcome, failure, now)
+        step = after_attempt(message.attempts, failure, self.rt.settings.retry_delays, self.rng)
         number = self._last_attempt.get(message.id, 0) + 1
         self._last_attempt[message.id] = number
         self._pending.append(
-            Outcome(
+            AttemptResult(
                 message_id=message.id,
-                kind=kind,
-                values=values,
-                attempt=attempt_row(message.id, number, started, now, kind, outcome, failure),
-                failure=failure,
+                outcome=step.outcome,
+                values=message_values(step, outcome, now, hold_until=now + HOLD),
+                attempt=attempt_row(
+                    message.id,
+                    number,
+                    started,
+                    now,
+                    step.outcome,
+                    failure=step.failure,
+                    reply=outcome.reply if outcome else None,
+                ),
+                failure=step.failure,
                 seconds=time.perf_counter() - clock_start,
             )
         )
-        if kind == "held" and failure is not None:
+        if step.outcome is AttemptOutcome.HELD and failure is not None:
             # Hold the sender at once (a wrong login fails every message alike); the rest
             # of its messages in this batch go back to the queue.
             until = now + HOLD
 
             def hold(session: Session) -> list[Delivered]:
-                hold_sender(session, sender.id, failure, until)
+                queue.hold_sender(session, sender.id, until, failure.code, failure.message)
                 return []
 
             self.commit(also=hold)
@@ -302,9 +295,9 @@ class _Run:
             # Read just before sending: a message being sent holds its files (and a large
             # body) in memory once.
             with self.rt.transaction() as session:
-                message = with_bodies(session, message)
+                message = queue.with_bodies(session, message)
                 if message.id in self.with_attachments:
-                    attachments = attachments_of(session, message.id)
+                    attachments = queue.attachments_of(session, message.id)
         version, settings = self._settings[sender.id]
         return _Job(message, sender.id, version, settings, attachments)
 
@@ -331,31 +324,6 @@ class _Run:
         except DeliveryError as exc:
             return None, Failure.of(exc)
         return outcome, None
-
-    def _transition(
-        self,
-        attempts: int,
-        outcome: SendOutcome | None,
-        failure: Failure | None,
-        now: datetime,
-    ) -> tuple[str, dict[str, Any]]:
-        """The message's next state after attempt number ``attempts + 1``."""
-        made = attempts + 1
-        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "attempts": made}
-        if failure is None:
-            assert outcome is not None
-            values.update(_NO_ERROR, status="sent", sent_at=now, next_attempt_at=None)
-            values["recipient_results"] = refusals(outcome)
-            return "sent", values
-        delays = self.rt.settings.retry_delays
-        if failure.transient and retries_left(made, delays):
-            delay = timedelta(seconds=retry_delay(made, delays, self.rng))
-            values.update(failure_columns(failure), status="retrying", next_attempt_at=now + delay)
-            return "retrying", values
-        if failure.transient:
-            failure = given_up(failure, made)
-        values.update(failure_columns(failure), status="failed", sent_at=now, next_attempt_at=None)
-        return "failed", values
 
     def stop(self) -> None:
         """Stopping: the messages not started yet go back to the queue at once."""
@@ -399,13 +367,15 @@ class _Run:
         settled: list[Delivered] = []
         now = self.rt.clock()
         with self.rt.transaction() as session:
-            written = write_outcomes(session, pending, self.worker_id)
+            written = queue.write_outcomes(session, pending, self.worker_id)
             self._end_holds(session, pending, written)
             if also is not None:
                 settled = also(session)
             if renew:
                 until = now + timedelta(seconds=self.rt.settings.lease_s)
-                kept = renew_leases(session, [m.id for m in self.waiting], self.worker_id, until)
+                kept = queue.renew_leases(
+                    session, [m.id for m in self.waiting], self.worker_id, until
+                )
                 if len(kept) < len(self.waiting):
                     metrics.LEASES_LOST.inc(len(self.waiting) - len(kept))
                     self.waiting = [m for m in self.waiting if m.id in kept]
@@ -420,16 +390,18 @@ class _Run:
                 )
                 continue
             code = outcome.failure.code if outcome.failure else None
-            metrics.record_attempt(outcome.kind, code, outcome.seconds)
+            metrics.record_attempt(outcome.outcome, code, outcome.seconds)
             self.results.append(delivered(outcome.message_id, outcome.values))
         for reason in self._deferred:
             metrics.MESSAGES_DEFERRED.labels(reason=reason).inc()
         self.results.extend(settled)
 
-    def _end_holds(self, session: Session, pending: Sequence[Outcome], written: set[int]) -> None:
+    def _end_holds(
+        self, session: Session, pending: Sequence[AttemptResult], written: set[int]
+    ) -> None:
         """A mail went through: end its sender's hold, if it had one (one that expired)."""
         for outcome in pending:
-            if outcome.kind != "sent" or outcome.message_id not in written:
+            if outcome.outcome is not AttemptOutcome.SENT or outcome.message_id not in written:
                 continue
             sender_id = self._sender_of.get(outcome.message_id)
             state = self._senders.get(sender_id) if sender_id is not None else None
@@ -440,7 +412,7 @@ class _Run:
                 )
 
     def _read_senders(self, session: Session, messages: Sequence[Claimed]) -> None:
-        self._senders = sender_states(
+        self._senders = queue.sender_states(
             session, (m.sender_id for m in messages if m.sender_id is not None)
         )
         for sender in self._senders.values():
@@ -456,9 +428,6 @@ class _Run:
         settings = settings_from_row(row, self.rt.secrets)
         self._settings[sender.id] = (sender.updated_at, settings)
         return settings
-
-
-_NO_ERROR = {"error_code": None, "error_message": None, "error_hint": None, "smtp_code": None}
 
 
 def _listed(result: Delivered | None) -> list[Delivered]:

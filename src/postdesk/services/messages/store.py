@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from postdesk.domain.addresses import MailAddress
@@ -28,6 +28,7 @@ from postdesk.errors import MailServiceUnconfiguredError, UnavailableError, Vali
 from postdesk.services.access.callers import Caller
 from postdesk.services.messages.requests import Draft, parse_recipient
 from postdesk.services.runtime import Runtime
+from postdesk.storage.db import describe_database_error
 from postdesk.storage.models import Attachment, MailSettings, Message, Sender
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ def storage(action: str) -> Iterator[None]:
     except IntegrityError:
         raise
     except SQLAlchemyError as exc:
-        # Only the driver's words, never the statement: its parameters carry mail content.
-        reason = exc.orig if isinstance(exc, DBAPIError) else exc
-        log.error("could not %s: %s: %s", action, type(reason).__name__, reason)
+        log.error("could not %s: %s", action, describe_database_error(exc))
         raise UnavailableError(
             f"The mail store is unavailable, so postdesk could not {action}.",
             hint="Nothing was queued. Try again in a moment; if this persists, check the "

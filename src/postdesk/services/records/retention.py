@@ -12,6 +12,8 @@ from postdesk.storage.models import Message
 
 # Records deleted per transaction by purge_records.
 PURGE_BATCH = 1000
+# How often the workers purge (the embedded worker's first thread, Celery's beat).
+PURGE_EVERY_S = 3600.0
 
 
 def purge_records(rt: Runtime, *, now: datetime | None = None) -> int:

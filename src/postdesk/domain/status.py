@@ -1,0 +1,90 @@
+"""The words of a message's life, and the one decision of what an attempt leads to.
+
+A message is ``queued``, then ``sending`` under a worker's lease, then ``sent`` or
+``failed``; a transient failure makes it ``retrying`` until its next attempt is due.
+Each attempt ends ``sent``, ``retrying``, ``failed`` or ``held``: held means the server
+refused the login, so the sender's queue pauses and the message waits again without
+spending the attempt. Records are of three kinds: mail handed to postdesk (``message``),
+a ``test`` mail, and a ``verification_code`` mail.
+
+Pure code (stdlib and the domain only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from enum import StrEnum
+
+from postdesk.domain.diagnosis import DiagnosisCode, Failure
+from postdesk.domain.retry import RandomSource, retries_left, retry_delay
+
+
+class MessageStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class RecordKind(StrEnum):
+    MESSAGE = "message"
+    TEST = "test"
+    VERIFICATION_CODE = "verification_code"
+
+
+class AttemptOutcome(StrEnum):
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    HELD = "held"
+
+
+# Every status, in the order of a message's life (queue depth lists them so).
+MESSAGE_STATUSES = tuple(MessageStatus)
+# Not finished yet: the "pending" result of the records.
+PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.RETRYING)
+FINAL = frozenset({MessageStatus.SENT, MessageStatus.FAILED})
+# Waiting for their next attempt (a lease is not theirs yet).
+WAITING = (MessageStatus.QUEUED, MessageStatus.RETRYING)
+# What a claim may take: ``sending`` only once its lease ran out.
+CLAIMABLE = (MessageStatus.SENDING, MessageStatus.RETRYING, MessageStatus.QUEUED)
+
+
+def waiting_status(attempts: int) -> MessageStatus:
+    """Back in the queue: ``retrying`` once an attempt was spent, else ``queued``."""
+    return MessageStatus.RETRYING if attempts else MessageStatus.QUEUED
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an attempt leads to: its outcome, the message's status and attempt count, when
+    the next attempt is due (``retry_in``), and the failure as the record shows it."""
+
+    outcome: AttemptOutcome
+    status: MessageStatus
+    attempts: int
+    retry_in: timedelta | None = None
+    failure: Failure | None = None
+
+
+def after_attempt(
+    attempts: int, failure: Failure | None, delays: Sequence[float], rng: RandomSource
+) -> Step:
+    """The step after attempt number ``attempts + 1``, which ended with ``failure`` (or
+    succeeded): sent; held (a refused login spends no attempt); retried after the next
+    delay while transient failures have attempts left; else failed."""
+    if failure is None:
+        return Step(AttemptOutcome.SENT, MessageStatus.SENT, attempts + 1)
+    if failure.code == DiagnosisCode.AUTH_FAILED:
+        return Step(AttemptOutcome.HELD, waiting_status(attempts), attempts, failure=failure)
+    made = attempts + 1
+    if failure.transient and retries_left(made, delays):
+        delay = timedelta(seconds=retry_delay(made, delays, rng))
+        return Step(AttemptOutcome.RETRYING, MessageStatus.RETRYING, made, delay, failure)
+    if failure.transient:
+        hint = f"postdesk gave up after {made} attempts. {failure.hint or ''}".strip()
+        failure = replace(failure, hint=hint)
+    return Step(AttemptOutcome.FAILED, MessageStatus.FAILED, made, failure=failure)

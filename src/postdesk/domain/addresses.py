@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import email_validator
 from email_validator import EmailNotValidError, validate_email
@@ -78,3 +79,10 @@ def parse_address(text: str) -> MailAddress:
         domain=valid.domain,
         needs_smtputf8=not valid.local_part.isascii(),
     )
+
+
+@lru_cache(maxsize=4096)
+def parse_known_address(text: str) -> MailAddress:
+    """``parse_address``, remembered: email-validator is slow, and the same addresses recur
+    (within a batch, across a queue)."""
+    return parse_address(text)

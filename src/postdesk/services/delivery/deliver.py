@@ -55,12 +55,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from functools import lru_cache
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from postdesk.domain.addresses import MailAddress, parse_address
+from postdesk.domain.addresses import parse_known_address
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import OutgoingMail, build_mail
@@ -73,7 +72,6 @@ from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.outcomes import (
     AttemptResult,
     Delivered,
-    attempt_row,
     delivered,
     fail_sender_deleted,
     hold_failure,
@@ -87,6 +85,7 @@ from postdesk.storage import queue
 from postdesk.storage.models import Sender
 from postdesk.storage.queue import Claimed, SenderState
 from postdesk.storage.repositories import release_sender_hold
+from postdesk.storage.rows import attempt_row
 from postdesk.transport import SendOutcome
 
 log = logging.getLogger(__name__)
@@ -434,12 +433,6 @@ def _listed(result: Delivered | None) -> list[Delivered]:
     return [result] if result is not None else []
 
 
-@lru_cache(maxsize=4096)
-def _address(text: str) -> MailAddress:
-    """A stored recipient, parsed (the same few addresses recur across a queue)."""
-    return parse_address(text)
-
-
 def _build(job: _Job) -> OutgoingMail:
     """The mail's bytes, the same on every attempt: Message-ID and Date come from the row."""
     message = job.message
@@ -447,9 +440,9 @@ def _build(job: _Job) -> OutgoingMail:
         raise ValueError("the message has no Message-ID")
     return build_mail(
         sender=job.settings,
-        to=[_address(a) for a in message.to_addrs],
-        cc=[_address(a) for a in message.cc_addrs],
-        bcc=[_address(a) for a in message.bcc_addrs],
+        to=[parse_known_address(a) for a in message.to_addrs],
+        cc=[parse_known_address(a) for a in message.cc_addrs],
+        bcc=[parse_known_address(a) for a in message.bcc_addrs],
         subject=message.subject,
         html_body=message.html,
         text_body=message.text,

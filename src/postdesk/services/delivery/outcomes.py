@@ -13,10 +13,10 @@ from postdesk.domain.diagnosis import DiagnosisCode, Failure
 from postdesk.domain.status import AttemptOutcome, MessageStatus, Step, waiting_status
 from postdesk.services.delivery import metrics
 from postdesk.storage.queue import Claimed, OutcomeWrite, SenderState, update_owned
+from postdesk.storage.rows import error_columns
 from postdesk.transport import SendOutcome
 
 SENDER_DELETED = "sender_deleted"
-_NO_ERROR = {"error_code": None, "error_message": None, "error_hint": None, "smtp_code": None}
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,6 @@ class AttemptResult(OutcomeWrite):
     seconds: float
 
 
-def failure_columns(failure: Failure) -> dict[str, Any]:
-    """The message's error columns for ``failure``."""
-    return {
-        "error_code": failure.code,
-        "error_message": failure.message,
-        "error_hint": failure.hint,
-        "smtp_code": failure.smtp_code,
-    }
-
-
 def message_values(
     step: Step, sent: SendOutcome | None, now: datetime, *, hold_until: datetime
 ) -> dict[str, Any]:
@@ -60,36 +50,13 @@ def message_values(
     values["attempts"] = step.attempts
     if failure is None:
         assert sent is not None
-        values.update(_NO_ERROR, sent_at=now, next_attempt_at=None)
+        values.update(error_columns(None), sent_at=now, next_attempt_at=None)
         values["recipient_results"] = refusals(sent)
     elif step.retry_in is not None:
-        values.update(failure_columns(failure), next_attempt_at=now + step.retry_in)
+        values.update(error_columns(failure), next_attempt_at=now + step.retry_in)
     else:
-        values.update(failure_columns(failure), sent_at=now, next_attempt_at=None)
+        values.update(error_columns(failure), sent_at=now, next_attempt_at=None)
     return values
-
-
-def attempt_row(
-    message_id: int,
-    number: int,
-    started: datetime,
-    ended: datetime,
-    outcome: AttemptOutcome,
-    *,
-    failure: Failure | None,
-    reply: str | None,
-) -> dict[str, Any]:
-    """An Attempt row: the delivery worker's and the test mail's alike."""
-    return {
-        "message_id": message_id,
-        "number": number,
-        "started_at": started,
-        "ended_at": ended,
-        "outcome": outcome,
-        "error_code": failure.code if failure else None,
-        "smtp_code": failure.smtp_code if failure else None,
-        "reply": failure.message if failure else reply,
-    }
 
 
 def put_back(
@@ -108,7 +75,7 @@ def put_back(
         "next_attempt_at": due,
     }
     if error is not None:
-        values.update(failure_columns(error))
+        values.update(error_columns(error))
     if not update_owned(session, message.id, worker_id, values):
         return None
     if error is not None:
@@ -158,7 +125,7 @@ def held_columns(failure: Failure, until: datetime, now: datetime) -> dict[str, 
     )
     return {
         "next_attempt_at": now,
-        **failure_columns(failure),
+        **error_columns(failure),
         "error_hint": (failure.hint or "") + note,
     }
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from postdesk.domain.addresses import AddressError, MailAddress, check_header_value, parse_address
+from postdesk.domain.addresses import (
+    AddressError,
+    MailAddress,
+    check_header_value,
+    parse_known_address,
+)
 from postdesk.domain.attachments import (
     AttachmentPart,
     decode_base64_attachment,
@@ -132,17 +136,11 @@ def validate_request(
     return draft
 
 
-@lru_cache(maxsize=4096)
-def parse_recipient(text: str) -> MailAddress:
-    """``parse_address``, remembered: email-validator is slow, and recipients recur."""
-    return parse_address(text)
-
-
 def _addresses(check: _Checker, name: str) -> tuple[MailAddress, ...]:
     parsed = []
     for index, text in check.list_of(name):
         try:
-            parsed.append(parse_recipient(text))
+            parsed.append(parse_known_address(text))
         except AddressError as exc:
             check.fail(f"{name}[{index}]", f"{_quote(text)} {exc}")
     return tuple(parsed)

@@ -20,16 +20,17 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from postdesk.domain.addresses import MailAddress
+from postdesk.domain.addresses import parse_known_address
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.mail import new_message_id
-from postdesk.domain.records import recipients_search_text
+from postdesk.domain.status import MessageStatus, RecordKind
 from postdesk.errors import MailServiceUnconfiguredError, UnavailableError, ValidationError
 from postdesk.services.access.callers import Caller
-from postdesk.services.messages.requests import Draft, parse_recipient
+from postdesk.services.messages.requests import Draft
 from postdesk.services.runtime import Runtime
 from postdesk.storage.db import describe_database_error
 from postdesk.storage.models import Attachment, MailSettings, Message, Sender
+from postdesk.storage.rows import RecordSender, record_row
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,6 @@ class Submitted:
     created: bool
 
 
-@dataclass(frozen=True)
-class _Sender:
-    id: int
-    address: str
-    display_name: str
-
-
 @contextmanager
 def storage(action: str) -> Iterator[None]:
     """Turn a database that cannot serve the request into ``UnavailableError``."""
@@ -86,7 +80,9 @@ def storage(action: str) -> Iterator[None]:
         ) from None
 
 
-def store(rt: Runtime, drafts: Sequence[Draft], *, caller: Caller, kind: str) -> list[Submitted]:
+def store(
+    rt: Runtime, drafts: Sequence[Draft], *, caller: Caller, kind: RecordKind
+) -> list[Submitted]:
     """Insert the drafts in one transaction; idempotency keys decide what is new.
 
     Two requests with the same new key at once: one insert loses on the unique index,
@@ -119,12 +115,11 @@ def scoped_key(caller: Caller, key: str | None) -> str | None:
 
 
 def _insert(
-    session: Session, drafts: Sequence[Draft], *, caller: Caller, kind: str, now: datetime
+    session: Session, drafts: Sequence[Draft], *, caller: Caller, kind: RecordKind, now: datetime
 ) -> list[Submitted]:
     senders = _senders(session, drafts)
     keys = [scoped_key(caller, d.idempotency_key) for d in drafts]
     earlier = _earlier(session, {k for k in keys if k}, now)
-    addresses: dict[int, MailAddress] = {}
     rows: list[dict[str, Any]] = []
     new: list[tuple[int, Draft]] = []  # (index in the request, draft) of each row
     first_with: dict[str, int] = {}  # key -> index of the draft that creates its message
@@ -132,11 +127,9 @@ def _insert(
         if key and (key in earlier or key in first_with):
             continue
         sender = senders[draft.sender_id]
-        if sender.id not in addresses:
-            # Once per sender: email-validator is too slow to run 1000 times for a batch.
-            addresses[sender.id] = parse_recipient(sender.address)
-        message_id = new_message_id(addresses[sender.id])
-        rows.append(_new_row(draft, sender, message_id, caller=caller, kind=kind, now=now, key=key))
+        # Remembered per address: email-validator is too slow to run 1000 times for a batch.
+        header_id = new_message_id(parse_known_address(sender.address))
+        rows.append(_new_row(draft, sender, header_id, caller=caller, kind=kind, now=now, key=key))
         new.append((index, draft))
         if key:
             first_with[key] = index
@@ -151,7 +144,7 @@ def _insert(
         if files:
             session.connection().execute(_INSERT_ATTACHMENTS, files)
         created = {
-            index: Submitted(id=message_id, status="queued", created=True)
+            index: Submitted(id=message_id, status=MessageStatus.QUEUED, created=True)
             for message_id, (index, _) in zip(ids, new, strict=True)
         }
     results: list[Submitted] = []
@@ -166,19 +159,19 @@ def _insert(
     return results
 
 
-def _senders(session: Session, drafts: Sequence[Draft]) -> dict[int | None, _Sender]:
+def _senders(session: Session, drafts: Sequence[Draft]) -> dict[int | None, RecordSender]:
     """The sender of every draft, keyed by the draft's ``sender_id`` (None: the default)."""
     connection = session.connection()
-    found: dict[int | None, _Sender] = {}
+    found: dict[int | None, RecordSender] = {}
     if any(d.sender_id is None for d in drafts):
         default = connection.execute(_DEFAULT_SENDER).first()
         if default is None:
             raise MailServiceUnconfiguredError()
-        found[None] = _Sender(*default)
+        found[None] = RecordSender(*default)
     named = sorted({d.sender_id for d in drafts if d.sender_id is not None})
     if named:
         for row in connection.execute(_SENDERS, {"ids": named}):
-            found[row.id] = _Sender(*row)
+            found[row.id] = RecordSender(*row)
     fields: dict[str, str] = {}
     for index, draft in enumerate(drafts):
         if draft.sender_id not in found:
@@ -210,40 +203,35 @@ def _earlier(session: Session, keys: set[str], now: datetime) -> dict[str, Submi
 
 def _new_row(
     draft: Draft,
-    sender: _Sender,
-    message_id: str,
+    sender: RecordSender,
+    header_message_id: str,
     *,
     caller: Caller,
-    kind: str,
+    kind: RecordKind,
     now: datetime,
     key: str | None,
 ) -> dict[str, Any]:
-    recipients = draft.recipients
-    return {
-        "kind": kind,
-        "status": "queued",
-        "sender_id": sender.id,
-        "sender_address": sender.address,
-        "sender_name": sender.display_name,
-        "client_ip": draft.client_ip,
-        "recipients": recipients,
-        "to_addrs": [a.address for a in draft.to],
-        "cc_addrs": [a.address for a in draft.cc],
-        "bcc_addrs": [a.address for a in draft.bcc],
-        "recipients_search": recipients_search_text(recipients),
-        "subject": draft.subject,
-        "template_name": draft.template_name,
+    return record_row(
+        kind=kind,
+        status=MessageStatus.QUEUED,
+        sender=sender,
+        client_ip=draft.client_ip,
+        to=[a.address for a in draft.to],
+        cc=[a.address for a in draft.cc],
+        bcc=[a.address for a in draft.bcc],
+        subject=draft.subject,
+        template_name=draft.template_name,
         # "Accessed Resources": what the mail linked to and what it carried.
-        "resources": [*draft.resources, *(a.filename for a in draft.attachments)],
-        "html": draft.html,
-        "text": draft.text,
-        "token_id": caller.token_id,
-        "idempotency_key": key,
-        "message_id": message_id,
-        "next_attempt_at": now,
-        "attempts": 0,
-        "created_at": now,
-    }
+        resources=[*draft.resources, *(a.filename for a in draft.attachments)],
+        header_message_id=header_message_id,
+        created_at=now,
+        html=draft.html,
+        text=draft.text,
+        token_id=caller.token_id,
+        idempotency_key=key,
+        next_attempt_at=now,
+        attempts=0,
+    )
 
 
 def _attachment_row(message_id: int, position: int, part: AttachmentPart) -> dict[str, Any]:

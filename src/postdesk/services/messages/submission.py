@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from postdesk.domain.status import RecordKind
 from postdesk.errors import NotFoundError, ValidationError
 from postdesk.services.access.callers import Caller
 from postdesk.services.messages.requests import (
@@ -34,10 +35,10 @@ from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message
 
 __all__ = [
-    "KINDS",
     "MAX_ATTACHMENT_BYTES",
     "MAX_BATCH",
     "MAX_RECIPIENTS",
+    "SUBMITTED_KINDS",
     "MessageView",
     "Submitted",
     "error_of",
@@ -49,7 +50,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
-KINDS = ("message", "verification_code")
+# What may be queued: a test mail is sent at once and only recorded.
+SUBMITTED_KINDS = (RecordKind.MESSAGE, RecordKind.VERIFICATION_CODE)
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,10 @@ def submit_message(
     *,
     caller: Caller,
     client_ip: str | None,
-    kind: str = "message",
+    kind: RecordKind = RecordKind.MESSAGE,
 ) -> Submitted:
     """Validate and queue one message; committed before this returns."""
-    if kind not in KINDS:
+    if kind not in SUBMITTED_KINDS:
         raise ValueError(f"unknown message kind {kind!r}")
     draft = validate_request(request, client_ip=client_ip)
     [submitted] = store(rt, [draft], caller=caller, kind=kind)
@@ -120,7 +122,7 @@ def submit_batch(
             fields.update(exc.fields)
     if fields:
         raise ValidationError(fields, hint=FIX_HINT)
-    submitted = store(rt, drafts, caller=caller, kind="message")
+    submitted = store(rt, drafts, caller=caller, kind=RecordKind.MESSAGE)
     if any(s.created for s in submitted):
         _notify(rt)
     return [s.id for s in submitted]

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
+from postdesk.domain.status import RecordKind
 from postdesk.errors import TooFrequentError, ValidationError
 from postdesk.services.access.callers import Caller
 from postdesk.services.messages.submission import submit_message
@@ -47,7 +48,7 @@ def request_code(rt: Runtime, email: str, *, caller: Caller, client_ip: str | No
     try:
         submitted = submit_message(
             rt, _mail(address.address, code), caller=caller, client_ip=client_ip,
-            kind="verification_code",
+            kind=RecordKind.VERIFICATION_CODE,
         )  # fmt: skip
     except BaseException:
         # No mail, no code: the caller may ask again at once.

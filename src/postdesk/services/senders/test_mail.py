@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
+
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
+from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import TEST_MAIL_SUBJECT, OutgoingMail, build_test_mail
-from postdesk.domain.records import recipients_search_text
 from postdesk.domain.senders import SenderSettings, validate_sender
+from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders.accounts import (
@@ -21,6 +24,7 @@ from postdesk.services.senders.accounts import (
 )
 from postdesk.storage.models import Attempt, Message
 from postdesk.storage.repositories import release_sender_hold
+from postdesk.storage.rows import RecordSender, attempt_row, error_columns, record_row
 from postdesk.transport import send_message
 
 
@@ -110,45 +114,27 @@ def _record(
     result: DeliveryError | str,
 ) -> int:
     """Keep the test mail as a ``test`` record with its one attempt (the server's reply)."""
-    failure = result if isinstance(result, DeliveryError) else None
+    failure = Failure.of(result) if isinstance(result, DeliveryError) else None
     ended = rt.clock()
-    row = Message(
-        kind="test",
-        status="failed" if failure else "sent",
-        sender_id=sender_id,
-        sender_address=str(settings.address),
-        sender_name=settings.display_name,
+    row = record_row(
+        kind=RecordKind.TEST,
+        status=MessageStatus.FAILED if failure else MessageStatus.SENT,
+        sender=RecordSender(sender_id, str(settings.address), settings.display_name),
         client_ip=client_ip,
-        recipients=[str(recipient)],
-        to_addrs=[str(recipient)],
-        cc_addrs=[],
-        bcc_addrs=[],
-        recipients_search=recipients_search_text([str(recipient)]),
+        to=[str(recipient)],
         subject=TEST_MAIL_SUBJECT,
-        template_name="",
-        resources=[],
-        message_id=mail.message_id,
-        attempts=1,
+        header_message_id=mail.message_id,
         created_at=started,
+        attempts=1,
         sent_at=ended,
+        **error_columns(failure),
     )
-    attempt = Attempt(
-        number=1,
-        started_at=started,
-        ended_at=ended,
-        outcome="failed" if failure else "sent",
-        error_code=failure.code if failure else None,
-        smtp_code=failure.smtp_code if failure else None,
-        reply=failure.message if failure else str(result),
-    )
-    if failure is not None:
-        row.error_code = failure.code
-        row.error_message = failure.message
-        row.error_hint = failure.hint
-        row.smtp_code = failure.smtp_code
+    outcome = AttemptOutcome.FAILED if failure else AttemptOutcome.SENT
+    reply = None if failure else str(result)
     with rt.transaction() as session:
-        session.add(row)
-        session.flush()
-        attempt.message_id = row.id
-        session.add(attempt)
-        return row.id
+        record_id = (
+            session.connection().execute(insert(Message).returning(Message.id), row).scalar_one()
+        )
+        attempt = attempt_row(record_id, 1, started, ended, outcome, failure=failure, reply=reply)
+        session.connection().execute(insert(Attempt), attempt)
+        return record_id

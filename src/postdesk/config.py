@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -27,7 +27,6 @@ class Settings:
     record_retention_days: int = 365
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
     lease_s: int = 60
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key_file(self) -> Path:

@@ -24,6 +24,30 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def error_body(
+    code: str,
+    message: str,
+    hint: str | None = None,
+    *,
+    smtp_code: int | None = None,
+    fields: Mapping[str, str] | None = None,
+    complete: bool = False,
+) -> dict[str, Any]:
+    """The SPEC's error shape ``{code, message, hint, fields, smtp_code}``, built here only.
+
+    An error answer leaves out what it lacks; a record's or a message's error
+    (``complete``) always carries ``hint`` and ``smtp_code``, null when unknown.
+    """
+    body: dict[str, Any] = {"code": code, "message": message}
+    if complete or hint:
+        body["hint"] = hint
+    if fields:
+        body["fields"] = dict(fields)
+    if complete or smtp_code is not None:
+        body["smtp_code"] = smtp_code
+    return body
+
+
 class PostdeskError(Exception):
     """Base of every error postdesk raises on purpose."""
 
@@ -49,10 +73,7 @@ class PostdeskError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC's error body: ``{code, message, hint?, fields?, smtp_code?}``."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.hint:
-            body["hint"] = self.hint
-        return body
+        return error_body(self.code, self.message, self.hint)
 
 
 class ConfigError(PostdeskError):
@@ -77,10 +98,7 @@ class ValidationError(PostdeskError):
         super().__init__(message or "invalid input", hint=hint)
 
     def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        if self.fields:
-            body["fields"] = self.fields
-        return body
+        return error_body(self.code, self.message, self.hint, fields=self.fields)
 
 
 class NotFoundError(PostdeskError):
@@ -157,10 +175,7 @@ class DeliveryError(PostdeskError):
         self.transient = transient
 
     def to_dict(self) -> dict[str, Any]:
-        body = super().to_dict()
-        if self.smtp_code is not None:
-            body["smtp_code"] = self.smtp_code
-        return body
+        return error_body(self.code, self.message, self.hint, smtp_code=self.smtp_code)
 
 
 def _rebuild(

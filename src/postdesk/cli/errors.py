@@ -7,7 +7,6 @@ from rich.markup import escape
 
 from postdesk import errors
 
-EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed: an SMTP failure, a failed mail, storage unavailable
 EXIT_USAGE = 2  # bad usage or invalid input (what click also uses for usage errors)
 

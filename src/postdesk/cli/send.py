@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from postdesk.cli.output import print_value, stderr
+from postdesk.domain.status import MessageStatus
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.access.callers import SYSTEM
 from postdesk.services.delivery.drain import drain_once
@@ -148,7 +149,7 @@ def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
     drain_once(rt, worker_id=worker_id, limit=1, ids=[message_id])
     view = get_message(rt, message_id, caller=SYSTEM)
     deadline = time.monotonic() + rt.settings.lease_s + 5
-    while view.status == "sending" and time.monotonic() < deadline:
+    while view.status == MessageStatus.SENDING and time.monotonic() < deadline:
         time.sleep(_POLL_S)
         view = get_message(rt, message_id, caller=SYSTEM)
     return view
@@ -157,10 +158,10 @@ def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
 def _report(view: MessageView) -> None:
     """The result on stderr; a failed mail raises, so that the exit code is 1."""
     error = view.error or {}
-    if view.status == "sent":
+    if view.status == MessageStatus.SENT:
         stderr.print(f"sent: message {view.id}")
         return
-    if view.status == "failed":
+    if view.status == MessageStatus.FAILED:
         stderr.print(f"message {view.id} failed after {view.attempts} attempt(s):")
         raise DeliveryError(
             str(error.get("code") or "smtp_error"),

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from postdesk.errors import DeliveryError
+from postdesk.errors import DeliveryError, error_body
 
 THROTTLING_REPLIES = frozenset({421, 450, 451, 452})
 AUTH_FAILED_REPLIES = frozenset({534, 535})
@@ -343,9 +343,4 @@ class Failure:
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC's error body, as ``DeliveryError.to_dict`` gives it."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.hint:
-            body["hint"] = self.hint
-        if self.smtp_code is not None:
-            body["smtp_code"] = self.smtp_code
-        return body
+        return error_body(self.code, self.message, self.hint, smtp_code=self.smtp_code)

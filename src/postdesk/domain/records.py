@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed")
-FINAL_STATUSES = frozenset({"sent", "failed"})
+from postdesk.domain.status import PENDING, MessageStatus
+
 RESULTS = ("success", "failure", "pending")
 KINDS = ("message", "test", "verification_code")
 
-_RESULT_OF_STATUS = {"sent": "success", "failed": "failure"}
+_RESULT_OF_STATUS: dict[str, str] = {MessageStatus.SENT: "success", MessageStatus.FAILED: "failure"}
 STATUSES_OF_RESULT = {
-    "success": ("sent",),
-    "failure": ("failed",),
-    "pending": ("queued", "sending", "retrying"),
+    "success": (MessageStatus.SENT,),
+    "failure": (MessageStatus.FAILED,),
+    "pending": PENDING,
 }
 
 

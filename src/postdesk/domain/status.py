@@ -42,8 +42,6 @@ class AttemptOutcome(StrEnum):
     HELD = "held"
 
 
-# Every status, in the order of a message's life (queue depth lists them so).
-MESSAGE_STATUSES = tuple(MessageStatus)
 # Not finished yet: the "pending" result of the records.
 PENDING = (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.RETRYING)
 FINAL = frozenset({MessageStatus.SENT, MessageStatus.FAILED})

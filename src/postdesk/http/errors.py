@@ -84,7 +84,7 @@ def _http_response(exc: HTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
     if exc.status_code == 404:
         message = "Nothing is here; see /api/docs for the API."
-    body = {"error": {"code": code, "message": message}}
+    body = {"error": errors.error_body(code, message)}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
@@ -128,7 +128,7 @@ def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
 
     async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        body = {"error": {"code": "internal_error", "message": "An unexpected error happened."}}
+        body = {"error": errors.error_body("internal_error", "An unexpected error happened.")}
         return answer(request, JSONResponse(body, status_code=500))
 
     app.add_exception_handler(errors.PostdeskError, postdesk_error)

@@ -6,6 +6,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from postdesk.errors import error_body
+
 MAX_BODY_BYTES = 40 * 1024 * 1024
 
 
@@ -39,7 +41,7 @@ class BodySizeLimit:
         await self.app(scope, counting_receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = {"error": {"code": "payload_too_large", "message": self._message()}}
+        body = {"error": error_body("payload_too_large", self._message())}
         response = JSONResponse(body, status_code=413, headers={"Connection": "close"})
         await response(scope, receive, send)
 

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from postdesk.domain.status import MessageStatus, RecordKind
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -151,8 +153,8 @@ class Message(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(24), default="message")
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    kind: Mapped[str] = mapped_column(String(24), default=RecordKind.MESSAGE)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED, index=True)
     sender_id: Mapped[int | None] = mapped_column(
         ForeignKey("senders.id", ondelete="SET NULL"), index=True
     )
@@ -219,7 +221,7 @@ class Attempt(Base):
     number: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column()
     ended_at: Mapped[datetime] = mapped_column()
-    outcome: Mapped[str] = mapped_column(String(16))  # sent | retrying | failed
+    outcome: Mapped[str] = mapped_column(String(16))  # an AttemptOutcome
     error_code: Mapped[str | None] = mapped_column(String(64))
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     reply: Mapped[str | None] = mapped_column(Text)  # the server's words

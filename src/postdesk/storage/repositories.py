@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from postdesk.domain.status import WAITING, MessageStatus
 from postdesk.storage.models import Admin, MailSettings, Message, Sender
 
 
@@ -43,9 +44,9 @@ def fail_unfinished_messages(session: Session, sender_id: int, *, message: str, 
     """Mark the sender's queued and retrying messages failed with ``sender_deleted``."""
     result = session.execute(
         update(Message)
-        .where(Message.sender_id == sender_id, Message.status.in_(("queued", "retrying")))
+        .where(Message.sender_id == sender_id, Message.status.in_(WAITING))
         .values(
-            status="failed",
+            status=MessageStatus.FAILED,
             error_code="sender_deleted",
             error_message=message,
             error_hint=hint,

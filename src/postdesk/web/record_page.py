@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import ValidationError
 from postdesk.services.records.filters import (
     DEFAULT_LIMIT,
@@ -41,10 +42,22 @@ _MAX_PAGE = 1_000_000
 
 _BADGES = {"success": ("sent", "Sent"), "failure": ("failed", "Failed"),
            "pending": ("pending", "Pending")}  # fmt: skip
-_KINDS = {"message": "Message", "test": "Test mail", "verification_code": "Verification code"}
-_STATUS_NOTES = {"queued": "queued", "sending": "sending now", "retrying": "waiting to retry"}
-_OUTCOMES = {"sent": ("sent", "Sent"), "failed": ("failed", "Failed"),
-             "retrying": ("pending", "Will retry")}  # fmt: skip
+_KINDS: dict[str, str] = {
+    RecordKind.MESSAGE: "Message",
+    RecordKind.TEST: "Test mail",
+    RecordKind.VERIFICATION_CODE: "Verification code",
+}
+_STATUS_NOTES: dict[str, str] = {
+    MessageStatus.QUEUED: "queued",
+    MessageStatus.SENDING: "sending now",
+    MessageStatus.RETRYING: "waiting to retry",
+}
+# Any other outcome (``held``: the login was refused) shows as pending, by its name.
+_OUTCOMES: dict[str, tuple[str, str]] = {
+    AttemptOutcome.SENT: ("sent", "Sent"),
+    AttemptOutcome.FAILED: ("failed", "Failed"),
+    AttemptOutcome.RETRYING: ("pending", "Will retry"),
+}
 # The service's words, said in the form's own terms where they name another field.
 _FIELD_WORDS = {"must not be before since": "must not be before the From date"}
 

@@ -47,6 +47,7 @@ from postdesk.errors import ConfigError
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.drain import drain_once
 from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
+from postdesk.services.delivery.sender_settings import SenderSettingsCache
 from postdesk.services.records.retention import PURGE_EVERY_S, purge_records
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.storage.db import describe_database_error
@@ -177,9 +178,12 @@ def _process_state(app: Any) -> _ProcessState:
 def drain(rt: Runtime, limiter: SendRateLimiter, worker_id: str) -> int:
     """Claim and deliver until nothing is due; the number of messages claimed."""
     total = 0
+    known = SenderSettingsCache()
     with ConnectionPool() as pool:
         while True:
-            drained = drain_once(rt, worker_id=worker_id, limiter=limiter, connections=pool)
+            drained = drain_once(
+                rt, worker_id=worker_id, limiter=limiter, connections=pool, sender_settings=known
+            )
             if not drained.claimed:
                 return total
             total += drained.claimed

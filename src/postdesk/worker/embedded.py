@@ -27,6 +27,7 @@ from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.drain import BATCH_SIZE, drain_once
 from postdesk.services.delivery.outcomes import Delivered
 from postdesk.services.delivery.rate_limits import SendRateLimiter
+from postdesk.services.delivery.sender_settings import SenderSettingsCache
 from postdesk.services.records.retention import PURGE_EVERY_S, purge_records
 from postdesk.services.runtime import Runtime
 from postdesk.storage.db import describe_database_error
@@ -137,7 +138,13 @@ class EmbeddedWorker:
                 "records_purged": self._purged,
             }
 
-    def run_once(self, *, connections: ConnectionPool | None = None, index: int = 0) -> int:
+    def run_once(
+        self,
+        *,
+        connections: ConnectionPool | None = None,
+        sender_settings: SenderSettingsCache | None = None,
+        index: int = 0,
+    ) -> int:
         """One claim and delivery pass in the calling thread; the number of messages claimed."""
         drained = drain_once(
             self.rt,
@@ -145,6 +152,7 @@ class EmbeddedWorker:
             limit=self.batch_size,
             limiter=self.limiter,
             connections=connections,
+            sender_settings=sender_settings,
             should_stop=self._stopping.is_set,
         )
         with self._lock:
@@ -153,7 +161,12 @@ class EmbeddedWorker:
         return drained.claimed
 
     def _loop(self, index: int) -> None:
-        pool = ConnectionPool()
+        pool, known = ConnectionPool(), SenderSettingsCache()
+
+        def let_go() -> None:  # an idle or failing worker holds no connections or passwords
+            pool.close()
+            known.clear()
+
         failures = 0
         next_purge = time.monotonic() if index == 0 and self.purge_every else None
         try:
@@ -162,19 +175,19 @@ class EmbeddedWorker:
                     if next_purge is not None and time.monotonic() >= next_purge:
                         next_purge = time.monotonic() + (self.purge_every or PURGE_EVERY_S)
                         self._purge()
-                    claimed = self.run_once(connections=pool, index=index)
+                    claimed = self.run_once(connections=pool, sender_settings=known, index=index)
                     failures = 0
                 except Exception as exc:
                     failures = min(failures + 1, 16)  # 2**16 polls is past the cap anyway
                     self._record_error(exc)
-                    pool.close()
+                    let_go()
                     self._sleep(index, min(MAX_BACKOFF_S, self.poll_interval * 2**failures))
                     continue
                 if not claimed:
-                    pool.close()  # an idle worker holds no SMTP connections open
+                    let_go()
                     self._sleep(index, self.poll_interval)
         finally:
-            pool.close()
+            let_go()
 
     def _purge(self) -> None:
         purged = purge_records(self.rt)

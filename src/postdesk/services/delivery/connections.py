@@ -28,9 +28,6 @@ class ConnectionPool:
         self._idle_s = idle_s
         self._monotonic = monotonic
         self._open: dict[int, tuple[object, SmtpConnection, float]] = {}
-        # Each sender's settings (password decrypted) by version: reused from batch to
-        # batch while the pool is open, dropped with its connections.
-        self.settings: dict[int, tuple[object, SenderSettings]] = {}
 
     def get(self, sender_id: int, version: object, settings: SenderSettings) -> SmtpConnection:
         """The sender's connection, opened if needed; ``DeliveryError`` if that fails."""
@@ -55,7 +52,6 @@ class ConnectionPool:
         """QUIT every connection (the worker calls this when the queue is empty)."""
         for sender_id in list(self._open):
             self.discard(sender_id)
-        self.settings.clear()
 
     def __len__(self) -> int:
         return len(self._open)

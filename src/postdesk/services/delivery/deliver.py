@@ -79,10 +79,9 @@ from postdesk.services.delivery.outcomes import (
     put_back,
 )
 from postdesk.services.delivery.rate_limits import SendRateLimiter
+from postdesk.services.delivery.sender_settings import SenderSettingsCache
 from postdesk.services.runtime import Runtime
-from postdesk.services.senders.accounts import settings_from_row
 from postdesk.storage import queue
-from postdesk.storage.models import Sender
 from postdesk.storage.queue import Claimed, SenderState
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.storage.rows import attempt_row
@@ -124,23 +123,25 @@ def deliver_claimed(
     worker_id: str,
     limiter: SendRateLimiter | None = None,
     connections: ConnectionPool | None = None,
+    sender_settings: SenderSettingsCache | None = None,
     rng: RandomSource | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[Delivered]:
     """Send the messages ``worker_id`` claimed, sender by sender, and record each outcome.
 
-    ``connections`` is kept open for the caller to reuse (a pool made here is closed at
-    the end). When ``should_stop`` turns true, the messages not started yet go back to
-    the queue at once instead of waiting for their leases to run out. Outcomes are
-    committed in groups (``OUTCOMES_PER_COMMIT``, ``COMMIT_EVERY_S``) and all of them
-    before this returns.
+    ``connections`` is kept open, and ``sender_settings`` filled, for the caller to reuse
+    (a pool made here is closed at the end). When ``should_stop`` turns true, the
+    messages not started yet go back to the queue at once instead of waiting for their
+    leases to run out. Outcomes are committed in groups (``OUTCOMES_PER_COMMIT``,
+    ``COMMIT_EVERY_S``) and all of them before this returns.
     """
     if not ids:
         return []
     pool = connections if connections is not None else ConnectionPool()
     # Jitter only spreads retries out; nothing here needs unpredictable numbers.
     rng = rng or random.Random()  # noqa: S311
-    run = _Run(rt, worker_id, limiter or SendRateLimiter(), pool, rng)
+    settings = sender_settings if sender_settings is not None else SenderSettingsCache()
+    run = _Run(rt, worker_id, limiter or SendRateLimiter(), pool, settings, rng)
     try:
         run.start(ids)
         while run.waiting:
@@ -164,6 +165,7 @@ class _Run:
         worker_id: str,
         limiter: SendRateLimiter,
         pool: ConnectionPool,
+        sender_settings: SenderSettingsCache,
         rng: RandomSource,
     ) -> None:
         self.rt = rt
@@ -184,8 +186,7 @@ class _Run:
         self._pending: list[AttemptResult] = []
         self._deferred: list[str] = []  # put back without an attempt in this commit: why
         self._committed_at = time.monotonic()
-        # Decrypted settings by sender and version (``updated_at``): an edit makes a new one.
-        self._settings = pool.settings
+        self._settings = sender_settings
 
     def start(self, ids: Sequence[int]) -> None:
         """Load the messages this worker owns among ``ids`` and their senders (one read)."""
@@ -297,7 +298,7 @@ class _Run:
                 message = queue.with_bodies(session, message)
                 if message.id in self.with_attachments:
                     attachments = queue.attachments_of(session, message.id)
-        version, settings = self._settings[sender.id]
+        version, settings = self._settings.get(sender.id)
         return _Job(message, sender.id, version, settings, attachments)
 
     def _send(self, job: _Job) -> tuple[SendOutcome | None, Failure | None]:
@@ -415,18 +416,7 @@ class _Run:
             session, (m.sender_id for m in messages if m.sender_id is not None)
         )
         for sender in self._senders.values():
-            self._settings_of(session, sender)
-
-    def _settings_of(self, session: Session, sender: SenderState) -> SenderSettings:
-        """The sender's settings, its password decrypted once per version of the row."""
-        cached = self._settings.get(sender.id)
-        if cached is not None and cached[0] == sender.updated_at:
-            return cached[1]
-        row = session.get(Sender, sender.id)
-        assert row is not None  # read in this transaction a moment ago
-        settings = settings_from_row(row, self.rt.secrets)
-        self._settings[sender.id] = (sender.updated_at, settings)
-        return settings
+            self._settings.load(session, self.rt.secrets, sender.id, sender.updated_at)
 
 
 def _listed(result: Delivered | None) -> list[Delivered]:

@@ -14,6 +14,7 @@ from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.deliver import deliver_claimed
 from postdesk.services.delivery.outcomes import Delivered
 from postdesk.services.delivery.rate_limits import SendRateLimiter
+from postdesk.services.delivery.sender_settings import SenderSettingsCache
 from postdesk.services.runtime import Runtime
 
 # Messages leased together; their leases are renewed while the batch is sent.
@@ -36,6 +37,7 @@ def drain_once(
     ids: Sequence[int] | None = None,
     limiter: SendRateLimiter | None = None,
     connections: ConnectionPool | None = None,
+    sender_settings: SenderSettingsCache | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Drained:
     """Claim up to ``limit`` due messages (only among ``ids`` when given) and send them."""
@@ -48,6 +50,7 @@ def drain_once(
         worker_id=worker_id,
         limiter=limiter,
         connections=connections,
+        sender_settings=sender_settings,
         should_stop=should_stop,
     )
     return Drained(len(claimed), delivered)

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from postdesk.domain.status import AttemptOutcome
+
 MESSAGES_SENT = Counter(
     "postdesk_messages_sent", "Messages the SMTP server accepted (final state sent)."
 )
@@ -56,11 +58,11 @@ def record_attempt(outcome: str, code: str | None, seconds: float) -> None:
     label = code or "ok"
     ATTEMPTS.labels(outcome=outcome, code=label).inc()
     DELIVERY_SECONDS.observe(seconds)
-    if outcome == "sent":
+    if outcome == AttemptOutcome.SENT:
         MESSAGES_SENT.inc()
-    elif outcome == "retrying":
+    elif outcome == AttemptOutcome.RETRYING:
         MESSAGES_RETRIED.labels(code=label).inc()
-    elif outcome == "failed":
+    elif outcome == AttemptOutcome.FAILED:
         MESSAGES_FAILED.labels(code=label).inc()
 
 

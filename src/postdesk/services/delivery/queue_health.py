@@ -8,12 +8,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from postdesk.domain.records import MESSAGE_STATUSES
+from postdesk.domain.status import PENDING
 from postdesk.services.delivery import metrics
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message, Sender
-
-PENDING = ("queued", "sending", "retrying")
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ def queue_depth(rt: Runtime) -> dict[str, int]:
             .where(Message.status.in_(PENDING))
             .group_by(Message.status)
         ).all()
-    depth = {status: 0 for status in MESSAGE_STATUSES if status in PENDING}
+    depth = {str(status): 0 for status in PENDING}
     depth.update({status: int(count) for status, count in rows})
     return depth
 

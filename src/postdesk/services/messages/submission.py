@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from postdesk.domain.status import RecordKind
-from postdesk.errors import NotFoundError, ValidationError
+from postdesk.errors import NotFoundError, ValidationError, error_body
 from postdesk.services.access.callers import Caller
 from postdesk.services.messages.requests import (
     FIX_HINT,
@@ -151,12 +151,13 @@ def error_of(row: Message) -> dict[str, Any] | None:
     """The SPEC's ``{code, message, hint, smtp_code}``, or None when nothing went wrong."""
     if row.error_code is None:
         return None
-    return {
-        "code": row.error_code,
-        "message": row.error_message or "",
-        "hint": row.error_hint,
-        "smtp_code": row.smtp_code,
-    }
+    return error_body(
+        row.error_code,
+        row.error_message or "",
+        row.error_hint,
+        smtp_code=row.smtp_code,
+        complete=True,
+    )
 
 
 def _notify(rt: Runtime) -> None:

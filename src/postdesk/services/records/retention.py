@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from postdesk.domain.records import FINAL_STATUSES
+from postdesk.domain.status import FINAL
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import Message
 
@@ -29,7 +29,7 @@ def purge_records(rt: Runtime, *, now: datetime | None = None) -> int:
         with rt.transaction() as session:
             ids = session.scalars(
                 select(Message.id)
-                .where(Message.created_at < cutoff, Message.status.in_(FINAL_STATUSES))
+                .where(Message.created_at < cutoff, Message.status.in_(FINAL))
                 .order_by(Message.created_at, Message.id)
                 .limit(PURGE_BATCH)
             ).all()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from postdesk.domain.records import result_of
+from postdesk.errors import error_body
 from postdesk.storage.models import Message
 
 # The columns a record shows: never the bodies, attachments or queue bookkeeping.
@@ -66,12 +67,13 @@ class RecordView:
         """``{code, message, hint, smtp_code}`` for a failure, else ``None``."""
         if self.result != "failure":
             return None
-        return {
-            "code": self.error_code,
-            "message": self.error_message,
-            "hint": self.error_hint,
-            "smtp_code": self.smtp_code,
-        }
+        return error_body(
+            self.error_code or "",
+            self.error_message or "",
+            self.error_hint,
+            smtp_code=self.smtp_code,
+            complete=True,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The SPEC's record: times in ISO 8601, UTC."""

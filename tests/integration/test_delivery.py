@@ -29,8 +29,8 @@ from postdesk.services.delivery.rate_limits import SendRateLimiter, make_limiter
 from postdesk.services.messages.submission import submit_batch, submit_message
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import accounts as sender_service
-from postdesk.storage.queue import INLINE_BODY_CHARS
 from postdesk.storage.models import Attempt, Message, Sender
+from postdesk.storage.queue import INLINE_BODY_CHARS
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker
 from tests.e2e import wait_until

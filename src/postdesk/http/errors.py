@@ -17,10 +17,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
 from postdesk import errors
+from postdesk.storage.db import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,6 @@ def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
     app.add_exception_handler(errors.PostdeskError, postdesk_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(OperationalError, storage_error)
-    app.add_exception_handler(DBAPIError, storage_error)
+    for storage_failure in STORAGE_ERRORS:  # OperationalError among them
+        app.add_exception_handler(storage_failure, storage_error)
     app.add_exception_handler(Exception, unexpected)

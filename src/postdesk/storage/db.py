@@ -258,6 +258,11 @@ def _probe_hint(url: URL) -> str:
     )
 
 
+# What a database that cannot serve a request raises (the driver's errors, as SQLAlchemy
+# wraps them): the front ends answer these as ``unavailable``, and only these.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (DBAPIError,)
+
+
 def describe_database_error(exc: BaseException) -> str:
     """One line on a database error: the driver's exception and words, never the statement
     or its parameters (they may hold mail content)."""

@@ -164,7 +164,7 @@ class Claimed:
     subject: str
     html: str | None
     text: str | None
-    message_id: str | None
+    header_message_id: str | None  # the Message-ID header (``id`` is the row's)
     created_at: datetime
     next_attempt_at: datetime | None
     large: bool  # its bodies were left out (``with_bodies`` reads them)
@@ -330,10 +330,10 @@ def write_outcomes(session: Session, outcomes: Sequence[OutcomeWrite], worker_id
     written += _executemany(connection, _WRITE_UNSENT, unsent)
     if written != len(sent) + len(unsent):  # the rows are locked: this cannot happen
         raise RuntimeError(f"{written} of {len(sent) + len(unsent)} outcomes were written")
-    for outcome in kept:
-        held = outcome.outcome is AttemptOutcome.HELD
-        if held and not update_owned(session, outcome.message_id, worker_id, outcome.values):
-            owned.discard(outcome.message_id)
+    for write in kept:
+        held = write.outcome is AttemptOutcome.HELD
+        if held and not update_owned(session, write.message_id, worker_id, write.values):
+            owned.discard(write.message_id)
     attempts = [o.attempt for o in kept if o.message_id in owned]
     if attempts:
         connection.execute(_ADD_ATTEMPTS, attempts)
@@ -346,10 +346,10 @@ def _executemany(connection: Connection, statement: Any, rows: list[dict[str, An
     return int(connection.execute(statement, rows).rowcount)
 
 
-def _sent_params(outcome: OutcomeWrite, worker_id: str) -> dict[str, Any]:
-    values = outcome.values
+def _sent_params(write: OutcomeWrite, worker_id: str) -> dict[str, Any]:
+    values = write.values
     return {
-        "w_id": outcome.message_id,
+        "w_id": write.message_id,
         "owner": worker_id,
         "v_attempts": values["attempts"],
         "v_now": values["sent_at"],
@@ -357,10 +357,10 @@ def _sent_params(outcome: OutcomeWrite, worker_id: str) -> dict[str, Any]:
     }
 
 
-def _unsent_params(outcome: OutcomeWrite, worker_id: str) -> dict[str, Any]:
-    values = outcome.values
+def _unsent_params(write: OutcomeWrite, worker_id: str) -> dict[str, Any]:
+    values = write.values
     return {
-        "w_id": outcome.message_id,
+        "w_id": write.message_id,
         "owner": worker_id,
         "v_status": values["status"],
         "v_attempts": values["attempts"],

@@ -53,20 +53,16 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from postdesk.domain.addresses import parse_known_address
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import Failure
-from postdesk.domain.mail import OutgoingMail, build_mail
 from postdesk.domain.retry import RandomSource
-from postdesk.domain.senders import SenderSettings
 from postdesk.domain.status import AttemptOutcome, after_attempt
-from postdesk.errors import DeliveryError
 from postdesk.services.delivery import metrics
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.outcomes import (
@@ -80,6 +76,7 @@ from postdesk.services.delivery.outcomes import (
 )
 from postdesk.services.delivery.rate_limits import SendRateLimiter
 from postdesk.services.delivery.sender_settings import SenderSettingsCache
+from postdesk.services.delivery.sending import Courier, Job
 from postdesk.services.runtime import Runtime
 from postdesk.storage import queue
 from postdesk.storage.queue import Claimed, SenderState
@@ -90,7 +87,6 @@ from postdesk.transport import SendOutcome
 log = logging.getLogger(__name__)
 
 HOLD = timedelta(minutes=10)
-MESSAGE_INVALID = "message_invalid"
 INTERNAL_ERROR = "internal_error"
 # Outcomes are committed together, at most this many in one commit ...
 OUTCOMES_PER_COMMIT = 20
@@ -99,21 +95,6 @@ OUTCOMES_PER_COMMIT = 20
 COMMIT_EVERY_S = 0.1
 
 Settle = Callable[[Session], list[Delivered]]
-
-
-@dataclass(frozen=True)
-class _Job:
-    """A claimed message with what sending it needs: its sender's settings and files."""
-
-    message: Claimed
-    sender_id: int
-    sender_version: object
-    settings: SenderSettings
-    attachments: tuple[AttachmentPart, ...]
-
-    @property
-    def id(self) -> int:
-        return self.message.id
 
 
 def deliver_claimed(
@@ -171,15 +152,12 @@ class _Run:
         self.rt = rt
         self.worker_id = worker_id
         self.limiter = limiter
-        self.pool = pool
+        self.courier = Courier(pool)
         self.rng = rng
         self.results: list[Delivered] = []
         # The owned messages not started yet, grouped by sender (one connection each).
         self.waiting: list[Claimed] = []
         self.with_attachments: set[int] = set()
-        # A sender whose connection could not be opened fails the rest of its messages in
-        # this batch with the same diagnosis, instead of waiting out the timeout again.
-        self.broken: dict[int, Failure] = {}
         self._senders: dict[int, SenderState] = {}
         self._sender_of: dict[int, int | None] = {}
         self._last_attempt: dict[int, int] = {}
@@ -234,16 +212,16 @@ class _Run:
 
     def _attempt(self, message: Claimed, sender: SenderState) -> None:
         started, clock_start = self.rt.clock(), time.perf_counter()
-        outcome: SendOutcome | None = None
+        sent: SendOutcome | None = None
         try:
-            outcome, failure = self._send(self._job(message, sender))
+            sent, failure = self._send(self._job(message, sender))
         except SQLAlchemyError:
             raise  # the database is gone: the lease expires and the message is retried
         except Exception as exc:
             # A bug must not leave the message claimed forever: count it as a transient
             # failure, so it follows the retry schedule and ends failed if it persists.
             log.exception("delivering message %s failed unexpectedly", message.id)
-            outcome, failure = (
+            sent, failure = (
                 None,
                 Failure(
                     INTERNAL_ERROR,
@@ -261,7 +239,7 @@ class _Run:
             AttemptResult(
                 message_id=message.id,
                 outcome=step.outcome,
-                values=message_values(step, outcome, now, hold_until=now + HOLD),
+                values=message_values(step, sent, now, hold_until=now + HOLD),
                 attempt=attempt_row(
                     message.id,
                     number,
@@ -269,7 +247,7 @@ class _Run:
                     now,
                     step.outcome,
                     failure=step.failure,
-                    reply=outcome.reply if outcome else None,
+                    reply=sent.reply if sent else None,
                 ),
                 failure=step.failure,
                 seconds=time.perf_counter() - clock_start,
@@ -289,7 +267,7 @@ class _Run:
                 sender, held_until=until, hold_code=failure.code, hold_message=failure.message
             )
 
-    def _job(self, message: Claimed, sender: SenderState) -> _Job:
+    def _job(self, message: Claimed, sender: SenderState) -> Job:
         attachments: tuple[AttachmentPart, ...] = ()
         if message.large or message.id in self.with_attachments:
             # Read just before sending: a message being sent holds its files (and a large
@@ -299,31 +277,10 @@ class _Run:
                 if message.id in self.with_attachments:
                     attachments = queue.attachments_of(session, message.id)
         version, settings = self._settings.get(sender.id)
-        return _Job(message, sender.id, version, settings, attachments)
+        return Job(message, sender.id, version, settings, attachments)
 
-    def _send(self, job: _Job) -> tuple[SendOutcome | None, Failure | None]:
-        try:
-            mail = _build(job)
-        except ValueError as exc:
-            return None, Failure(MESSAGE_INVALID, f"the mail cannot be built: {exc}")
-        broken = self.broken.get(job.sender_id)
-        if broken is not None:
-            return None, broken
-        try:
-            connection = self.pool.get(job.sender_id, job.sender_version, job.settings)
-        except DeliveryError as exc:
-            self.broken[job.sender_id] = Failure.of(exc)
-            return None, self.broken[job.sender_id]
-        try:
-            outcome = connection.send(
-                envelope_from=mail.envelope_from,
-                recipients=mail.recipients,
-                message=mail.chunks,
-                smtputf8=mail.smtputf8,
-            )
-        except DeliveryError as exc:
-            return None, Failure.of(exc)
-        return outcome, None
+    def _send(self, job: Job) -> tuple[SendOutcome | None, Failure | None]:
+        return self.courier.send(job)
 
     def stop(self) -> None:
         """Stopping: the messages not started yet go back to the queue at once."""
@@ -381,17 +338,17 @@ class _Run:
                     self.waiting = [m for m in self.waiting if m.id in kept]
                 self._read_senders(session, self.waiting)
         self._committed_at = time.monotonic()
-        for outcome in pending:
-            if outcome.message_id not in written:
+        for result in pending:
+            if result.message_id not in written:
                 metrics.LEASES_LOST.inc()
                 log.warning(
                     "message %s was taken over before its outcome was recorded",
-                    outcome.message_id,
+                    result.message_id,
                 )
                 continue
-            code = outcome.failure.code if outcome.failure else None
-            metrics.record_attempt(outcome.outcome, code, outcome.seconds)
-            self.results.append(delivered(outcome.message_id, outcome.values))
+            code = result.failure.code if result.failure else None
+            metrics.record_attempt(result.outcome, code, result.seconds)
+            self.results.append(delivered(result.message_id, result.values))
         for reason in self._deferred:
             metrics.MESSAGES_DEFERRED.labels(reason=reason).inc()
         self.results.extend(settled)
@@ -400,10 +357,10 @@ class _Run:
         self, session: Session, pending: Sequence[AttemptResult], written: set[int]
     ) -> None:
         """A mail went through: end its sender's hold, if it had one (one that expired)."""
-        for outcome in pending:
-            if outcome.outcome is not AttemptOutcome.SENT or outcome.message_id not in written:
+        for result in pending:
+            if result.outcome is not AttemptOutcome.SENT or result.message_id not in written:
                 continue
-            sender_id = self._sender_of.get(outcome.message_id)
+            sender_id = self._sender_of.get(result.message_id)
             state = self._senders.get(sender_id) if sender_id is not None else None
             if state is not None and state.hold_code is not None:
                 release_sender_hold(session, state.id)
@@ -421,22 +378,3 @@ class _Run:
 
 def _listed(result: Delivered | None) -> list[Delivered]:
     return [result] if result is not None else []
-
-
-def _build(job: _Job) -> OutgoingMail:
-    """The mail's bytes, the same on every attempt: Message-ID and Date come from the row."""
-    message = job.message
-    if not message.message_id:
-        raise ValueError("the message has no Message-ID")
-    return build_mail(
-        sender=job.settings,
-        to=[parse_known_address(a) for a in message.to_addrs],
-        cc=[parse_known_address(a) for a in message.cc_addrs],
-        bcc=[parse_known_address(a) for a in message.bcc_addrs],
-        subject=message.subject,
-        html_body=message.html,
-        text_body=message.text,
-        message_id=message.message_id,
-        date=message.created_at,
-        attachments=job.attachments,
-    )

@@ -54,7 +54,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -212,29 +212,12 @@ class _Run:
 
     def _attempt(self, message: Claimed, sender: SenderState) -> None:
         started, clock_start = self.rt.clock(), time.perf_counter()
-        sent: SendOutcome | None = None
-        try:
-            sent, failure = self._send(self._job(message, sender))
-        except SQLAlchemyError:
-            raise  # the database is gone: the lease expires and the message is retried
-        except Exception as exc:
-            # A bug must not leave the message claimed forever: count it as a transient
-            # failure, so it follows the retry schedule and ends failed if it persists.
-            log.exception("delivering message %s failed unexpectedly", message.id)
-            sent, failure = (
-                None,
-                Failure(
-                    INTERNAL_ERROR,
-                    f"postdesk could not send this mail ({type(exc).__name__}).",
-                    hint="An error inside postdesk; the server log has the details. "
-                    "The mail will be tried again.",
-                    transient=True,
-                ),
-            )
+        sent, failure = self._try_send(message, sender)
         now = self.rt.clock()
         step = after_attempt(message.attempts, failure, self.rt.settings.retry_delays, self.rng)
         number = self._last_attempt.get(message.id, 0) + 1
         self._last_attempt[message.id] = number
+        reply = sent.reply if sent else None
         self._pending.append(
             AttemptResult(
                 message_id=message.id,
@@ -247,25 +230,46 @@ class _Run:
                     now,
                     step.outcome,
                     failure=step.failure,
-                    reply=sent.reply if sent else None,
+                    reply=reply,
                 ),
                 failure=step.failure,
                 seconds=time.perf_counter() - clock_start,
             )
         )
         if step.outcome is AttemptOutcome.HELD and failure is not None:
-            # Hold the sender at once (a wrong login fails every message alike); the rest
-            # of its messages in this batch go back to the queue.
-            until = now + HOLD
+            self._hold(sender, failure, now + HOLD)
 
-            def hold(session: Session) -> list[Delivered]:
-                queue.hold_sender(session, sender.id, until, failure.code, failure.message)
-                return []
-
-            self.commit(also=hold)
-            self._senders[sender.id] = replace(
-                sender, held_until=until, hold_code=failure.code, hold_message=failure.message
+    def _try_send(
+        self, message: Claimed, sender: SenderState
+    ) -> tuple[SendOutcome | None, Failure | None]:
+        try:
+            return self._send(self._job(message, sender))
+        except SQLAlchemyError:
+            raise  # the database is gone: the lease expires and the message is retried
+        except Exception as exc:
+            # A bug must not leave the message claimed forever: count it as a transient
+            # failure, so it follows the retry schedule and ends failed if it persists.
+            log.exception("delivering message %s failed unexpectedly", message.id)
+            return None, Failure(
+                INTERNAL_ERROR,
+                f"postdesk could not send this mail ({type(exc).__name__}).",
+                hint="An error inside postdesk; the server log has the details. "
+                "The mail will be tried again.",
+                transient=True,
             )
+
+    def _hold(self, sender: SenderState, failure: Failure, until: datetime) -> None:
+        """Hold the sender at once (a wrong login fails every message alike); the rest of
+        its messages in this batch go back to the queue."""
+
+        def hold(session: Session) -> list[Delivered]:
+            queue.hold_sender(session, sender.id, until, failure.code, failure.message)
+            return []
+
+        self.commit(also=hold)
+        self._senders[sender.id] = replace(
+            sender, held_until=until, hold_code=failure.code, hold_message=failure.message
+        )
 
     def _job(self, message: Claimed, sender: SenderState) -> Job:
         attachments: tuple[AttachmentPart, ...] = ()

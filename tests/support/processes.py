@@ -1,5 +1,7 @@
-"""End-to-end tests with real processes; helpers to run the embedded worker in a subprocess.
+"""Child processes the tests run and watch, ``wait_until`` to poll them, ``post_json`` to call them.
 
+``LoggedProcess`` is the base: a child whose output goes to a log file, gone after ``close``;
+``ServeProcess`` is ``postdesk serve``.
 ``WorkerProcess`` starts ``python -c WORKER_SCRIPT``: a process that opens the runtime from
 ``POSTDESK_*`` variables, runs ``EmbeddedWorker`` and prints ``ready``; on SIGTERM it stops
 the worker and prints the worker's ``state()`` as JSON. SIGKILL plays a crash.

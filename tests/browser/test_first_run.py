@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.test_cli import Cli
+from tests.cli.test_cli import Cli
 from tests.support import free_port
 from tests.support.processes import ServeProcess, post_json, wait_until
 from tests.support.smtp import SmtpTestServer

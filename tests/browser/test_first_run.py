@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e import ServeProcess, post_json, wait_until
-from tests.integration.test_cli import Cli
+from tests.cli.test_cli import Cli
 from tests.support import free_port
+from tests.support.processes import ServeProcess, post_json, wait_until
 from tests.support.smtp import SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]

@@ -34,8 +34,8 @@ from postdesk.services.messages.submission import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
-from tests.e2e import ServeProcess, WorkerProcess, post_json, wait_until, worker_env
 from tests.support import free_port
+from tests.support.processes import ServeProcess, WorkerProcess, post_json, wait_until, worker_env
 
 MESSAGES = 120
 KILL_AFTER = 45  # messages received before the first worker is killed (mid-batch)

@@ -27,7 +27,7 @@ TABLES = set(Base.metadata.tables)
 HEAD = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
 # Record-search tables and indexes (revision 0003: FTS5, trigram and expression indexes) are
 # not in the models; migrations/env.py leaves them out of the comparison by this same prefix.
-# tests/integration/test_record_plans.py checks that they exist.
+# tests/integration/services/records/test_record_plans.py checks that they exist.
 SEARCH_PREFIX = "search_"
 
 

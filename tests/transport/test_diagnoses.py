@@ -12,8 +12,8 @@ import pytest
 from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
 from postdesk.transport import SendOutcome, open_connection, send_message
+from tests.support.mail import raw_mail
 from tests.support.smtp import SilentServer, SmtpTestServer, make_sender
-from tests.transport.mail import raw_mail
 
 StartServer = Callable[..., SmtpTestServer]
 FAST = 0.5  # seconds: the timeout for tests that wait for silence

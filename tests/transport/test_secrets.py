@@ -11,8 +11,8 @@ import pytest
 
 from postdesk.errors import DeliveryError
 from postdesk.transport import send_message
+from tests.support.mail import raw_mail
 from tests.support.smtp import SmtpTestServer
-from tests.transport.mail import raw_mail
 
 StartServer = Callable[..., SmtpTestServer]
 PASSWORD = "Zebra-Kumquat-9931-ü"

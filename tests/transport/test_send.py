@@ -8,8 +8,8 @@ import pytest
 
 from postdesk.errors import DeliveryError
 from postdesk.transport import open_connection, send_message
+from tests.support.mail import raw_mail
 from tests.support.smtp import SmtpTestServer
-from tests.transport.mail import raw_mail
 
 StartServer = Callable[..., SmtpTestServer]
 

@@ -1,4 +1,7 @@
-"""Errors keep their code and details through pickling and copying (task queues need it)."""
+"""Errors keep their code and details through pickling and copying (task queues need it).
+
+Every error class has a row of its own in the HTTP status table and in the exit code table.
+"""
 
 import copy
 import pickle
@@ -6,6 +9,8 @@ import pickle
 import pytest
 
 from postdesk import errors
+from postdesk.cli import errors as cli_errors
+from postdesk.http import errors as http_errors
 
 SAMPLES = [
     errors.DeliveryError("smtp_auth_failed", "535 no", hint="use the code", smtp_code=535),
@@ -35,3 +40,39 @@ def test_error_bodies_follow_the_spec_shape() -> None:
     }
     assert SAMPLES[1].to_dict()["fields"] == {"port": "out of range"}
     assert "hint" not in SAMPLES[5].to_dict()
+
+
+def every_error_class(base: type[errors.PostdeskError]) -> list[type[errors.PostdeskError]]:
+    """``base``'s subclasses, and theirs, all the way down."""
+    found: list[type[errors.PostdeskError]] = []
+    for subclass in base.__subclasses__():
+        found += [subclass, *every_error_class(subclass)]
+    return found
+
+
+def an_instance(cls: type[errors.PostdeskError]) -> errors.PostdeskError:
+    """One error of class ``cls``, built the way its constructor asks."""
+    if cls is errors.MailServiceUnconfiguredError:
+        return cls()
+    if issubclass(cls, errors.ValidationError):
+        return cls({"port": "out of range"})
+    if issubclass(cls, errors.TooFrequentError):
+        return cls("Try again in 5 s.", retry_after=5)
+    if issubclass(cls, errors.DeliveryError):
+        return cls("smtp_error", "451 later", hint="try again")
+    return cls("something went wrong")
+
+
+def test_every_error_class_has_an_http_status_and_an_exit_code_of_its_own() -> None:
+    """A new error class needs a row in the HTTP status table and in the exit code table."""
+    without_status, without_exit_code = [], []
+    for cls in every_error_class(errors.PostdeskError):
+        error = an_instance(cls)
+        assert type(error) is cls
+        if http_errors.status_for(error) == 500:
+            without_status.append(cls.__name__)
+        if not any(isinstance(error, mapped) for mapped, _ in cli_errors.EXIT_BY_ERROR):
+            without_exit_code.append(cls.__name__)  # exit_code_for's fallback is not a choice
+        assert cli_errors.exit_code_for(error) != cli_errors.EXIT_OK
+    assert without_status == [], f"no HTTP status (500): {without_status}"
+    assert without_exit_code == [], f"no exit code in EXIT_BY_ERROR: {without_exit_code}"

@@ -30,7 +30,8 @@ kept in step by the triggers ``search_messages_ai`` / ``_ad`` / ``_au``. It need
 copy ``messages`` (changing a column; adding one does not copy) loses those triggers
 with the old table, and the two ``lower(sender_address)`` indexes too, which SQLite
 cannot reflect: it must create them again (``create_sqlite_triggers`` below and the
-``_BTREE`` entries). tests/integration/test_record_plans.py fails if any is missing.
+``_BTREE`` entries). tests/integration/services/records/test_record_plans.py fails
+if any is missing.
 
 PostgreSQL: ``CREATE EXTENSION IF NOT EXISTS pg_trgm`` needs PostgreSQL 13 or newer (a
 trusted extension the database owner may create) or a superuser. The downgrade drops

@@ -41,7 +41,7 @@ from postdesk.worker.celery_app import (
     install_submit_hook,
     make_celery,
 )
-from tests.e2e import LoggedProcess, wait_until, worker_env
+from tests.support.processes import LoggedProcess, wait_until, worker_env
 from tests.support.smtp import SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, message_from_string, policy
@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from postdesk.domain import mail as mail_module
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
 from postdesk.domain.attachments import AttachmentPart, MailContentError, encode_attachment
-from postdesk.domain.mail import OutgoingMail, build_mail, new_message_id
+from postdesk.domain.mail import (
+    TEST_MAIL_SENTENCE,
+    TEST_MAIL_SUBJECT,
+    OutgoingMail,
+    build_mail,
+    build_test_mail,
+    new_message_id,
+)
 from postdesk.domain.senders import SenderSettings, validate_sender
 
 NOW = datetime(2026, 11, 27, 8, 30, 15, tzinfo=UTC)
@@ -124,6 +131,18 @@ def image(content_id: str = "logo") -> AttachmentPart:
 
 def pdf(name: str = "report.pdf") -> AttachmentPart:
     return encode_attachment(name, "application/pdf", b"%PDF-1.7\n" + bytes(range(256)) * 20)
+
+
+def mail_to(to: MailAddress) -> OutgoingMail:
+    return build(to=[to])
+
+
+def the_test_mail(to: MailAddress = ALICE) -> OutgoingMail:
+    """``build_test_mail`` from a non-ASCII display name and an address with ``#`` and ``&``."""
+    return build_test_mail(sender("报表 Reports", "bi#reports&ops@example.com"), to, NOW)
+
+
+Builder = Callable[[MailAddress], OutgoingMail]
 
 
 # --- structure --------------------------------------------------------------------------
@@ -251,9 +270,12 @@ def test_the_date_keeps_its_time_zone() -> None:
     assert "+0800" in message["Date"]
 
 
-def test_bcc_gets_the_mail_but_is_never_in_the_headers() -> None:
+@pytest.mark.parametrize(
+    ("html", "text"), [(None, "Hello.\n"), ("<p>hi</p>", None)], ids=["text", "html"]
+)
+def test_bcc_gets_the_mail_but_is_never_in_the_headers(html: str | None, text: str | None) -> None:
     hidden = parse_address("hidden@example.org")
-    mail = build(cc=[parse_address("c@example.org")], bcc=[hidden])
+    mail = build(html=html, text=text, cc=[parse_address("c@example.org")], bcc=[hidden])
     assert mail.recipients == ("alice@example.org", "c@example.org", "hidden@example.org")
     assert b"hidden" not in mail.data
     assert "Bcc" not in parse(mail)
@@ -336,20 +358,28 @@ def test_a_long_subject_with_runs_of_spaces_folds_before_them() -> None:
     assert b"=?utf-8?" not in mail.data
 
 
-def test_an_idn_recipient_goes_out_as_idna_without_smtputf8() -> None:
-    mail = build(to=[parse_address("bob@münchen.de")])
+@pytest.mark.parametrize("make", [mail_to, the_test_mail], ids=["mail", "test-mail"])
+def test_an_idn_recipient_goes_out_as_idna_without_smtputf8(make: Builder) -> None:
+    mail = make(parse_address("bob@münchen.de"))
     assert not mail.smtputf8
     assert mail.recipients == ("bob@xn--mnchen-3ya.de",)
     assert parse(mail)["To"] == "bob@xn--mnchen-3ya.de"
 
 
-def test_a_utf8_local_part_switches_to_smtputf8_and_utf8_headers() -> None:
-    mail = build(to=[parse_address("用户@例子.中国")])
+@pytest.mark.parametrize(
+    ("make", "address"),
+    [(mail_to, "用户@例子.中国"), (the_test_mail, "用户@example.org")],
+    ids=["mail", "test-mail"],
+)
+def test_a_utf8_local_part_switches_to_smtputf8_and_utf8_headers(
+    make: Builder, address: str
+) -> None:
+    mail = make(parse_address(address))
     assert mail.smtputf8
-    assert "To: 用户@例子.中国\r\n".encode() in mail.data
+    assert f"To: {address}\r\n".encode() in mail.data
     # message_from_bytes() would surrogate-escape UTF-8 headers; parse them as text.
     parsed = message_from_string(mail.data.decode("utf-8"), policy=policy.SMTPUTF8)
-    assert parsed["To"].addresses[0].addr_spec == "用户@例子.中国"
+    assert parsed["To"].addresses[0].addr_spec == address
 
 
 def test_an_international_sender_address_is_the_envelope_sender() -> None:
@@ -481,6 +511,26 @@ def test_new_message_ids_are_unique_in_the_senders_domain() -> None:
         message_id=ids.pop(),
         date=NOW,
     )
+
+
+# --- the test mail ----------------------------------------------------------------------
+
+
+def test_test_mail_has_the_sentence_in_html_and_a_text_alternative() -> None:
+    mail = the_test_mail()
+    msg = parse(mail)
+    html = text_of(msg, "html")
+    text = text_of(msg, "plain")
+    assert TEST_MAIL_SENTENCE in html and TEST_MAIL_SENTENCE in text
+    assert "test" not in msg["Subject"].lower() and msg["Subject"] == TEST_MAIL_SUBJECT
+    assert msg["From"].addresses[0].display_name == "报表 Reports"
+    assert msg["From"].addresses[0].addr_spec == "bi#reports&ops@example.com"
+    assert msg["Message-ID"] == mail.message_id and mail.message_id.endswith("@example.com>")
+
+
+def test_every_line_of_the_test_mail_ends_with_crlf() -> None:
+    mail = the_test_mail()
+    assert b"\n" not in mail.data.replace(b"\r\n", b"")
 
 
 # --- properties ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Raw test messages for the transport tests (the MIME builder lives elsewhere)."""
+"""Raw test messages, passed to the transport as they are (the MIME builder lives elsewhere)."""
 
 from __future__ import annotations
 

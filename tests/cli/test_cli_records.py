@@ -29,7 +29,7 @@ from postdesk.services.records.export import CSV_COLUMNS, iter_records_csv
 from postdesk.services.records.filters import parse_record_filter
 from postdesk.services.records.lookup import search_records
 from postdesk.services.runtime import Runtime, open_runtime
-from tests.integration.test_records import T0, add_record
+from tests.integration.services.records.test_records import T0, add_record
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ from postdesk.storage.models import Attempt, Message, Sender
 from postdesk.storage.queue import INLINE_BODY_CHARS
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.worker import EmbeddedWorker
-from tests.e2e import wait_until
 from tests.support.clock import T0, FakeClock
+from tests.support.processes import wait_until
 from tests.support.smtp import SmtpTestServer, make_sender, sender_fields
 
 ServerFactory = Callable[..., SmtpTestServer]

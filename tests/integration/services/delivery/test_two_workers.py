@@ -20,7 +20,7 @@ from postdesk.services.messages.submission import submit_batch
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.services.senders import accounts as sender_service
 from postdesk.storage.models import Message
-from tests.e2e import WorkerProcess, wait_until, worker_env
+from tests.support.processes import WorkerProcess, wait_until, worker_env
 from tests.support.smtp import SmtpTestServer
 
 MESSAGES = 240

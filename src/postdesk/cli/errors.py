@@ -17,6 +17,12 @@ EXIT_BY_ERROR: tuple[tuple[type[errors.PostdeskError], int], ...] = (
     (errors.SenderExistsError, EXIT_USAGE),
     (errors.ConfigError, EXIT_USAGE),
     (errors.PayloadTooLargeError, EXIT_USAGE),
+    (errors.ConflictError, EXIT_FAILED),
+    (errors.UnauthorizedError, EXIT_FAILED),
+    (errors.ForbiddenError, EXIT_FAILED),
+    (errors.TooFrequentError, EXIT_FAILED),
+    (errors.UnavailableError, EXIT_FAILED),
+    (errors.DeliveryError, EXIT_FAILED),
 )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
-from postdesk.transport import SendOutcome, open_connection, send_message
+from postdesk.transport import SendReceipt, open_connection, send_message
 from tests.support.mail import raw_mail
 from tests.support.smtp import SilentServer, SmtpTestServer, make_sender
 
@@ -19,7 +19,7 @@ StartServer = Callable[..., SmtpTestServer]
 FAST = 0.5  # seconds: the timeout for tests that wait for silence
 
 
-def deliver(sender: SenderSettings, *recipients: str) -> SendOutcome:
+def deliver(sender: SenderSettings, *recipients: str) -> SendReceipt:
     return send_message(
         sender, recipients=list(recipients or ["alice@example.com"]), message=raw_mail()
     )

@@ -3,7 +3,7 @@ translation of every library error into a diagnosis (``DeliveryError``)."""
 
 from postdesk.transport.connection import (
     AUTH_MECHANISMS,
-    SendOutcome,
+    SendReceipt,
     SmtpConnection,
     open_connection,
     send_message,
@@ -25,7 +25,7 @@ __all__ = [
     "CertificateReport",
     "PortMode",
     "PortReport",
-    "SendOutcome",
+    "SendReceipt",
     "SmtpConnection",
     "client_context",
     "diagnose",

@@ -39,7 +39,7 @@ MessageData = bytes | Sequence[bytes | memoryview]
 
 
 @dataclass
-class SendOutcome:
+class SendReceipt:
     """What the server did with one message.
 
     ``refused`` maps each recipient the server refused (while accepting others) to its
@@ -171,7 +171,7 @@ class SmtpConnection:
         recipients: Sequence[str],
         message: MessageData,
         smtputf8: bool = False,
-    ) -> SendOutcome:
+    ) -> SendReceipt:
         """Send one message in one SMTP transaction.
 
         ``message`` is a whole RFC 5322 message: bytes, or a sequence of byte chunks
@@ -179,7 +179,7 @@ class SmtpConnection:
         lone CR line ends become CRLF, even across chunk boundaries. SMTPUTF8 is asked for
         when ``smtputf8`` is set or an address is not ASCII. Raises ``DeliveryError`` when
         the message was not accepted for any recipient; recipients refused while others
-        were accepted are reported in the outcome instead.
+        were accepted are reported in the receipt instead.
         """
         if not recipients:
             raise ValueError("a message needs at least one recipient")
@@ -198,7 +198,7 @@ class SmtpConnection:
 
     def _transaction(
         self, envelope_from: str, recipients: Sequence[str], message: MessageData, smtputf8: bool
-    ) -> SendOutcome:
+    ) -> SendReceipt:
         client = self._client
         size, eight_bit = measure(message)
         self._check_size(size)
@@ -216,7 +216,7 @@ class SmtpConnection:
             )
         client.stage = Stage.DATA
         reply = self._data(message)
-        return SendOutcome(accepted=accepted, refused=refused, reply=reply)
+        return SendReceipt(accepted=accepted, refused=refused, reply=reply)
 
     def _check_size(self, size: int) -> None:
         limit = self._client.size_limit
@@ -315,7 +315,7 @@ def send_message(
     message: MessageData,
     envelope_from: str | None = None,
     smtputf8: bool = False,
-) -> SendOutcome:
+) -> SendReceipt:
     """Open a connection, send one message, close: for test mails and one-off sends.
 
     ``envelope_from`` defaults to the sender's address.

@@ -82,7 +82,7 @@ from postdesk.storage import queue
 from postdesk.storage.queue import Claimed, SenderState
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.storage.rows import attempt_row
-from postdesk.transport import SendOutcome
+from postdesk.transport import SendReceipt
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class _Run:
 
     def _try_send(
         self, message: Claimed, sender: SenderState
-    ) -> tuple[SendOutcome | None, Failure | None]:
+    ) -> tuple[SendReceipt | None, Failure | None]:
         try:
             return self._send(self._job(message, sender))
         except SQLAlchemyError:
@@ -283,7 +283,7 @@ class _Run:
         version, settings = self._settings.get(sender.id)
         return Job(message, sender.id, version, settings, attachments)
 
-    def _send(self, job: Job) -> tuple[SendOutcome | None, Failure | None]:
+    def _send(self, job: Job) -> tuple[SendReceipt | None, Failure | None]:
         return self.courier.send(job)
 
     def stop(self) -> None:

@@ -14,7 +14,7 @@ from postdesk.domain.status import AttemptOutcome, MessageStatus, Step, waiting_
 from postdesk.services.delivery import metrics
 from postdesk.storage.queue import Claimed, OutcomeWrite, SenderState, update_owned
 from postdesk.storage.rows import error_columns
-from postdesk.transport import SendOutcome
+from postdesk.transport import SendReceipt
 
 SENDER_DELETED = "sender_deleted"
 
@@ -39,7 +39,7 @@ class AttemptResult(OutcomeWrite):
 
 
 def message_values(
-    step: Step, sent: SendOutcome | None, now: datetime, *, hold_until: datetime
+    step: Step, sent: SendReceipt | None, now: datetime, *, hold_until: datetime
 ) -> dict[str, Any]:
     """The message's new columns after an attempt that led to ``step``."""
     values: dict[str, Any] = {"status": step.status, "lease_owner": None, "lease_until": None}
@@ -130,13 +130,13 @@ def held_columns(failure: Failure, until: datetime, now: datetime) -> dict[str, 
     }
 
 
-def refusals(outcome: SendOutcome) -> dict[str, Any] | None:
+def refusals(receipt: SendReceipt) -> dict[str, Any] | None:
     """Recipients the server refused while it accepted the others: address -> reply."""
-    if not outcome.refused:
+    if not receipt.refused:
         return None
     return {
         address: {"smtp_code": code, "reply": text}
-        for address, (code, text) in outcome.refused.items()
+        for address, (code, text) in receipt.refused.items()
     }
 
 

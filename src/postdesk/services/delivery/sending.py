@@ -14,7 +14,7 @@ from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.storage.queue import Claimed
-from postdesk.transport import SendOutcome
+from postdesk.transport import SendReceipt
 
 MESSAGE_INVALID = "message_invalid"
 
@@ -43,7 +43,7 @@ class Courier:
         # this batch with the same diagnosis, instead of waiting out the timeout again.
         self.broken: dict[int, Failure] = {}
 
-    def send(self, job: Job) -> tuple[SendOutcome | None, Failure | None]:
+    def send(self, job: Job) -> tuple[SendReceipt | None, Failure | None]:
         """What the server accepted, or why the mail did not go."""
         try:
             mail = build(job)

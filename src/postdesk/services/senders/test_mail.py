@@ -53,7 +53,7 @@ def send_test_mail(
     started = rt.clock()
     mail = build_test_mail(settings, recipient, started)
     try:
-        outcome = send_message(
+        receipt = send_message(
             settings,
             envelope_from=mail.envelope_from,
             recipients=mail.recipients,
@@ -63,7 +63,7 @@ def send_test_mail(
     except DeliveryError as exc:
         _record(rt, settings, sender_id, mail, recipient, started, client_ip, exc)
         raise
-    record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, outcome.reply)
+    record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, receipt.reply)
     if sender_id is not None and unsaved is None:
         _release_hold(rt, sender_id)
     return TestMailResult(message_id=mail.message_id, record_id=record_id)

@@ -9,7 +9,6 @@ from datetime import datetime
 MESSAGE_STATUSES = ("queued", "sending", "retrying", "sent", "failed")
 FINAL_STATUSES = frozenset({"sent", "failed"})
 RESULTS = ("success", "failure", "pending")
-KINDS = ("message", "test", "verification_code")
 
 _RESULT_OF_STATUS = {"sent": "success", "failed": "failure"}
 STATUSES_OF_RESULT = {

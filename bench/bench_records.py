@@ -43,7 +43,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from postdesk.config import Settings
-from postdesk.services.records.filters import RecordFilter
+from postdesk.domain.records import RecordFilter
 from postdesk.services.records.lookup import search_records
 from postdesk.services.runtime import Runtime, open_runtime
 from postdesk.storage.db import create_engine_for

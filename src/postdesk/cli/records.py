@@ -24,9 +24,10 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from postdesk.cli.output import print_json, stderr, stdout
+from postdesk.domain.records import RecordFilter
 from postdesk.errors import ValidationError
 from postdesk.services.records.export import iter_records_csv
-from postdesk.services.records.filters import RecordFilter, parse_limit, parse_record_filter
+from postdesk.services.records.filters import parse_limit, parse_record_filter
 from postdesk.services.records.lookup import search_records
 from postdesk.services.records.views import RecordView
 from postdesk.services.runtime import runtime

@@ -19,18 +19,13 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from postdesk.domain.records import FILTER_KEYS, RecordFilter
 from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import ValidationError
-from postdesk.services.records.filters import (
-    DEFAULT_LIMIT,
-    RecordFilter,
-    parse_limit,
-    parse_record_filter,
-)
+from postdesk.services.records.filters import DEFAULT_LIMIT, parse_limit, parse_record_filter
 from postdesk.services.records.views import AttemptView, RecordDetail, RecordView, iso_utc
 
 LIST_PATH = "/mailbox/records"
-FILTER_KEYS = ("sender", "recipient", "template", "since", "until", "result")
 # Every key the list page reads, in the order links write them.
 LIST_KEYS = (*FILTER_KEYS, "limit", "tz", "cursor", "page")
 PAGE_SIZES = (20, 50, 100, 200)

@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
+from postdesk.domain.records import RecordFilter
 from postdesk.errors import NotFoundError, ValidationError
 from postdesk.http.deps import RuntimeDep
 from postdesk.services.records.export import iter_records_csv
-from postdesk.services.records.filters import RecordFilter
 from postdesk.services.records.lookup import get_record, search_records
 from postdesk.services.senders.accounts import list_senders
 from postdesk.web.record_page import (

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from postdesk.domain.records import RecordFilter
 from postdesk.http.deps import AdminDep, RuntimeDep
 from postdesk.services.records import export as record_export
 from postdesk.services.records import filters as record_filters
@@ -22,7 +23,7 @@ def record_filter(
     since: str | None = None,
     until: str | None = None,
     result: str | None = None,
-) -> record_filters.RecordFilter:
+) -> RecordFilter:
     """The filter query parameters shared by the listing and the CSV export."""
     return record_filters.parse_record_filter(
         {"sender": sender, "recipient": recipient, "template": template, "since": since,
@@ -30,7 +31,7 @@ def record_filter(
     )  # fmt: skip
 
 
-FilterDep = Annotated[record_filters.RecordFilter, Depends(record_filter)]
+FilterDep = Annotated[RecordFilter, Depends(record_filter)]
 
 
 @router.get("")

@@ -6,10 +6,10 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from postdesk.services.records.filters import RecordFilter, RecordKey
-from postdesk.services.records.search import RecordSearch
+from postdesk.domain.records import RecordFilter, RecordKey
 from postdesk.services.records.views import RecordView, iso_utc, record_view
 from postdesk.services.runtime import Runtime
+from postdesk.storage.record_search import RecordSearch
 
 # Records per query of a CSV export; each batch is one short read transaction.
 CSV_BATCH = 1000

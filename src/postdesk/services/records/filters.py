@@ -6,36 +6,19 @@ import base64
 import hmac
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from postdesk.domain.records import RESULTS
+from postdesk.domain.records import RESULTS, RecordFilter, RecordKey
 from postdesk.errors import ValidationError
 from postdesk.services.runtime import Runtime
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
-FILTER_KEYS = ("sender", "recipient", "template", "since", "until", "result")
 _MAX_TEXT = {"sender": 320, "recipient": 320, "template": 255}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
-
-
-# ---------------------------------------------------------------- the filter
-
-
-@dataclass(frozen=True)
-class RecordFilter:
-    """What to look for; ``None`` leaves a filter out. Build it with parse_record_filter."""
-
-    sender: str | None = None
-    recipient: str | None = None
-    template: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    result: str | None = None
 
 
 # ---------------------------------------------------------------- parsing the filters
@@ -138,7 +121,6 @@ def parse_limit(value: str | int | None) -> int:
 # ---------------------------------------------------------------- the cursor
 
 _CURSOR_VERSION = "r1"
-RecordKey = tuple[datetime, int]
 
 
 def encode_cursor(rt: Runtime, key: RecordKey) -> str:

@@ -19,9 +19,10 @@ cursor (the last record's creation time and id, with a MAC under the installatio
 a page never repeats or skips a record, however many records arrive meanwhile. "Sending
 Time" in the CSV and the CLI table is ``created_at``, the time the interval selects by.
 
-How each filter stays fast at a million records: postdesk.services.records.search. The
-rest of the record: record_filters (the filters, page size and cursor parsed),
-record_views (a record as shown), record_export (CSV) and record_retention (the purge).
+How each filter stays fast at a million records: postdesk.storage.record_search; the
+other queries of the records: postdesk.storage.records. The rest of the record, beside
+this module: filters (the filters, page size and cursor parsed), views (a record as
+shown), export (CSV) and retention (the purge).
 
 Case: recipients are stored lower-cased by Python, so any case matches. Sender and template
 are lower-cased by the database: on SQLite that folds ASCII letters only.
@@ -29,26 +30,22 @@ are lower-cased by the database: on SQLite that folds ASCII letters only.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
 
+from sqlalchemy.engine import Row
+
+from postdesk.domain.records import RecordFilter
 from postdesk.errors import NotFoundError
 from postdesk.services.records.filters import (
     DEFAULT_LIMIT,
-    RecordFilter,
     decode_cursor,
     encode_cursor,
     parse_limit,
 )
-from postdesk.services.records.search import RecordSearch
-from postdesk.services.records.views import (
-    RECORD_COLUMNS,
-    AttemptView,
-    RecordDetail,
-    RecordPage,
-    record_view,
-)
+from postdesk.services.records.views import AttemptView, RecordDetail, RecordPage, record_view
 from postdesk.services.runtime import Runtime
-from postdesk.storage.models import Attempt, Message
+from postdesk.storage.record_search import RecordSearch
+from postdesk.storage.records import find_record, list_attempts
 
 
 def search_records(
@@ -72,17 +69,13 @@ def search_records(
 def get_record(rt: Runtime, record_id: int) -> RecordDetail:
     """One record with its attempts, oldest first; ``NotFoundError`` if there is none."""
     with rt.transaction() as session:
-        query = select(*RECORD_COLUMNS, Message.message_id).where(Message.id == record_id)
-        row = session.execute(query).first()
+        row = find_record(session, record_id)
         if row is None:
             raise NotFoundError(
                 f"there is no record {record_id}",
                 hint="Records older than POSTDESK_RECORD_RETENTION_DAYS are purged.",
             )
-        attempts = session.scalars(
-            select(Attempt).where(Attempt.message_id == record_id).order_by(Attempt.number)
-        ).all()
-        history = [_attempt_view(attempt) for attempt in attempts]
+        history = [_attempt_view(attempt) for attempt in list_attempts(session, record_id)]
     return RecordDetail(
         record=record_view(row),
         message_id=row.message_id,
@@ -91,7 +84,7 @@ def get_record(rt: Runtime, record_id: int) -> RecordDetail:
     )
 
 
-def _attempt_view(attempt: Attempt) -> AttemptView:
+def _attempt_view(attempt: Row[Any]) -> AttemptView:
     return AttemptView(
         number=attempt.number,
         started_at=attempt.started_at,

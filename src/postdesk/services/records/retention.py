@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
-
-from postdesk.domain.status import FINAL
 from postdesk.services.runtime import Runtime
-from postdesk.storage.models import Message
+from postdesk.storage.records import delete_finished_records
 
 # Records deleted per transaction by purge_records.
 PURGE_BATCH = 1000
@@ -27,14 +24,7 @@ def purge_records(rt: Runtime, *, now: datetime | None = None) -> int:
     purged = 0
     while True:
         with rt.transaction() as session:
-            ids = session.scalars(
-                select(Message.id)
-                .where(Message.created_at < cutoff, Message.status.in_(FINAL))
-                .order_by(Message.created_at, Message.id)
-                .limit(PURGE_BATCH)
-            ).all()
-            if ids:
-                session.execute(delete(Message).where(Message.id.in_(ids)))
-        purged += len(ids)
-        if len(ids) < PURGE_BATCH:
+            deleted = delete_finished_records(session, before=cutoff, limit=PURGE_BATCH)
+        purged += deleted
+        if deleted < PURGE_BATCH:
             return purged

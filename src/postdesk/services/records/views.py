@@ -10,29 +10,6 @@ from sqlalchemy.engine import Row
 
 from postdesk.domain.records import result_of
 from postdesk.errors import error_body
-from postdesk.storage.models import Message
-
-# The columns a record shows: never the bodies, attachments or queue bookkeeping.
-RECORD_COLUMNS = (
-    Message.id,
-    Message.kind,
-    Message.status,
-    Message.sender_address,
-    Message.sender_name,
-    Message.client_ip,
-    Message.recipients,
-    Message.subject,
-    Message.template_name,
-    Message.resources,
-    Message.created_at,
-    Message.sent_at,
-    Message.attempts,
-    Message.error_code,
-    Message.error_message,
-    Message.error_hint,
-    Message.smtp_code,
-    Message.recipient_results,
-)
 
 
 @dataclass(frozen=True)
@@ -158,6 +135,7 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 
 def record_view(row: Row[Any]) -> RecordView:
+    """A row of postdesk.storage.records.RECORD_COLUMNS as a record."""
     return RecordView(
         id=row.id,
         kind=row.kind,

@@ -22,10 +22,10 @@ from sqlalchemy import Engine, event, insert, inspect, text
 from postdesk.config import Settings
 from postdesk.domain.records import recipients_search_text
 from postdesk.errors import ConfigError
-from postdesk.services.records import search as record_search
 from postdesk.services.records.filters import parse_record_filter
 from postdesk.services.records.lookup import search_records
 from postdesk.services.runtime import Runtime, open_runtime
+from postdesk.storage import record_search
 from postdesk.storage.db import create_engine_for
 from postdesk.storage.migrate import current_revision, downgrade_database, upgrade_database
 from postdesk.storage.models import Message

@@ -13,17 +13,17 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from postdesk.domain.records import recipients_search_text, result_of
+from postdesk.domain import records as record_filters
+from postdesk.domain.records import RecordFilter, recipients_search_text, result_of
 from postdesk.errors import NotFoundError, ValidationError
 from postdesk.services.records import export as record_export
-from postdesk.services.records import filters as record_filters
 from postdesk.services.records import retention as record_retention
-from postdesk.services.records import search as record_search
 from postdesk.services.records.export import CSV_COLUMNS, iter_records_csv
-from postdesk.services.records.filters import RecordFilter, parse_limit, parse_record_filter
+from postdesk.services.records.filters import parse_limit, parse_record_filter
 from postdesk.services.records.lookup import get_record, search_records
 from postdesk.services.records.retention import purge_records
 from postdesk.services.runtime import Runtime
+from postdesk.storage import record_search
 from postdesk.storage.models import Attachment, Attempt, Message
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

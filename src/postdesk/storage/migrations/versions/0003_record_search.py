@@ -21,7 +21,7 @@ template (substring)       PostgreSQL: GIN ``gin_trgm_ops`` on ``lower(template_
 =========================  ===============================================================
 
 Trigram indexes serve substrings of three or more characters; shorter ones are found by
-scanning the records newest first (postdesk.services.records.search says how).
+scanning the records newest first (postdesk.storage.record_search says how).
 
 SQLite: ``search_messages_fts`` is an external-content FTS5 table over
 ``messages.recipients_search`` and ``messages.template_name`` (rowid = ``messages.id``),

@@ -44,10 +44,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from postdesk.domain.records import STATUSES_OF_RESULT
-from postdesk.services.records.filters import RecordFilter, RecordKey
-from postdesk.services.records.views import RECORD_COLUMNS
+from postdesk.domain.records import STATUSES_OF_RESULT, RecordFilter, RecordKey
 from postdesk.storage.models import Message
+from postdesk.storage.records import RECORD_COLUMNS
 
 # A substring search first reads this many of the newest candidates (and samples their texts).
 SCAN_WINDOW = 2000

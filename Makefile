@@ -33,6 +33,7 @@ bench: $(VENV)/.test-installed $(SMTP_SINK)
 	$(BIN)/python bench/bench_records.py
 	$(BIN)/python bench/bench_throughput.py
 	$(BIN)/python bench/bench_memory.py
+	$(BIN)/python bench/bench_cli.py
 
 # The throughput and memory benchmarks send to Postfix's smtp-sink (Debian: package postfix).
 $(SMTP_SINK):

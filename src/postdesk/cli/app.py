@@ -6,7 +6,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from postdesk import __version__
 from postdesk.cli import senders, tokens
@@ -16,11 +15,10 @@ from postdesk.cli.output import print_json, print_value, stderr, stdout
 from postdesk.cli.records import records
 from postdesk.cli.send import send
 from postdesk.cli.worker import worker
-from postdesk.config import Settings
-from postdesk.domain.providers import PROVIDERS
 from postdesk.errors import PostdeskError, ValidationError
-from postdesk.services.access.admins import create_admin
-from postdesk.services.runtime import migrate_database, runtime
+
+# Each command imports the services, storage and Rich tables it needs when it runs, so
+# that --version, --help and providers start at once (tests/integration/test_cli_startup.py).
 
 app = typer.Typer(
     help="postdesk: the outgoing-mail desk of a reporting platform.",
@@ -70,6 +68,9 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations."""
+    from postdesk.config import Settings
+    from postdesk.services.runtime import migrate_database
+
     revision = migrate_database(Settings.from_env())
     stderr.print(f"database schema at revision {revision}")
 
@@ -91,6 +92,9 @@ def admin_create(
             {"password": "no password given"},
             hint="Pipe it in with --password-stdin, or run the command on a terminal.",
         )
+    from postdesk.services.access.admins import create_admin
+    from postdesk.services.runtime import runtime
+
     with runtime() as rt:
         admin_id = create_admin(rt, username, password)
     print_value(admin_id)
@@ -99,6 +103,10 @@ def admin_create(
 @app.command("providers")
 def providers(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The provider presets for --preset, with how to get their authorization codes."""
+    from rich.table import Table
+
+    from postdesk.domain.providers import PROVIDERS
+
     if as_json:
         print_json([p.to_dict() for p in PROVIDERS])
         return

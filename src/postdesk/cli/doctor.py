@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from postdesk.cli.output import print_json, stderr, stdout
-from postdesk.transport import PortMode, PortReport, probe_host
-from postdesk.transport.probe import DEFAULT_PORTS
 
-_ANSWERS = {
-    PortMode.IMPLICIT_TLS: "SSL (implicit TLS)",
-    PortMode.STARTTLS: "TLS (STARTTLS offered)",
-    PortMode.PLAIN: "plain, no STARTTLS",
-    PortMode.NO_ANSWER: "nothing",
-}
-_CHOOSE = {
-    PortMode.IMPLICIT_TLS: "SSL Encryption",
-    PortMode.STARTTLS: "TLS Encryption",
-    PortMode.PLAIN: "No Encryption",
-}
+if TYPE_CHECKING:  # the transport (ssl, cryptography) is imported when the command runs
+    from postdesk.transport import PortMode, PortReport
 
 
 def doctor(
@@ -36,6 +24,9 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Probe a mail server's usual ports without logging in or sending anything."""
+    from postdesk.transport import PortMode, probe_host
+    from postdesk.transport.probe import DEFAULT_PORTS
+
     reports = probe_host(host, tuple(port or DEFAULT_PORTS), timeout=timeout)
     if as_json:
         print_json([_as_dict(r) for r in reports])
@@ -46,12 +37,15 @@ def doctor(
 
 
 def _print_reports(host: str, reports: list[PortReport]) -> None:
+    from rich.table import Table
+
+    answers, choose = _labels()
     table = Table("Port", "Answers", "Choose", "AUTH methods", "Certificate", title=escape(host))
     for r in reports:
         table.add_row(
             str(r.port),
-            _ANSWERS[r.mode],
-            _CHOOSE.get(r.mode, "-"),
+            answers[r.mode],
+            choose.get(r.mode, "-"),
             " ".join(r.auth_methods) or "-",
             _certificate_line(r),
         )
@@ -61,6 +55,24 @@ def _print_reports(host: str, reports: list[PortReport]) -> None:
             stderr.print(f"port {r.port}: {r.error.code}: {escape(r.error.message)}")
             if r.error.hint:
                 stderr.print(f"  hint: {escape(r.error.hint)}")
+
+
+def _labels() -> tuple[dict[PortMode, str], dict[PortMode, str]]:
+    """What answers on a port, and the encryption to choose for it, by port mode."""
+    from postdesk.transport import PortMode
+
+    answers = {
+        PortMode.IMPLICIT_TLS: "SSL (implicit TLS)",
+        PortMode.STARTTLS: "TLS (STARTTLS offered)",
+        PortMode.PLAIN: "plain, no STARTTLS",
+        PortMode.NO_ANSWER: "nothing",
+    }
+    choose = {
+        PortMode.IMPLICIT_TLS: "SSL Encryption",
+        PortMode.STARTTLS: "TLS Encryption",
+        PortMode.PLAIN: "No Encryption",
+    }
+    return answers, choose
 
 
 def _certificate_line(report: PortReport) -> str:

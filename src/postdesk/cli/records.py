@@ -16,21 +16,17 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
 from postdesk.cli.output import print_json, stderr, stdout
-from postdesk.domain.records import RecordFilter
 from postdesk.errors import ValidationError
-from postdesk.services.records.export import iter_records_csv
-from postdesk.services.records.filters import parse_limit, parse_record_filter
-from postdesk.services.records.lookup import search_records
-from postdesk.services.records.views import RecordView
-from postdesk.services.runtime import runtime
+
+if TYPE_CHECKING:  # the services are imported when the command runs, not with the app
+    from postdesk.domain.records import RecordFilter
+    from postdesk.services.records.views import RecordView
 
 FORMATS = ("table", "json", "csv")
 TABLE_COLUMNS = (
@@ -74,6 +70,10 @@ def records(
     ] = "table",
 ) -> None:
     """Look up sent mail, newest first: who sent what to whom, from which IP, and how it went."""
+    from postdesk.services.records.filters import parse_limit, parse_record_filter
+    from postdesk.services.records.lookup import search_records
+    from postdesk.services.runtime import runtime
+
     flt = parse_record_filter(
         {
             "sender": sender,
@@ -105,6 +105,9 @@ def records(
 
 def _write_csv(flt: RecordFilter, limit: int | None) -> None:
     """UTF-8 bytes with CRLF row ends whatever the locale, as ``GET /records.csv`` sends."""
+    from postdesk.services.records.export import iter_records_csv
+    from postdesk.services.runtime import runtime
+
     sys.stdout.flush()
     out = sys.stdout.buffer
     with runtime() as rt, _progress() as advance:
@@ -116,6 +119,8 @@ def _write_csv(flt: RecordFilter, limit: int | None) -> None:
 @contextmanager
 def _progress() -> Iterator[Callable[[int], None]]:
     """A transient record count on a terminal's stderr while a CSV export runs."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
     progress = Progress(
         SpinnerColumn(),
         TextColumn("exporting records: {task.completed:,}"),
@@ -129,6 +134,8 @@ def _progress() -> Iterator[Callable[[int], None]]:
 
 
 def _print_table(items: list[RecordView]) -> None:
+    from rich.table import Table
+
     if not items:
         stderr.print("No records match.")
         return

@@ -18,19 +18,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 from postdesk.cli.output import print_value, stderr
 from postdesk.domain.status import MessageStatus
 from postdesk.errors import DeliveryError, ValidationError
-from postdesk.services.access.callers import SYSTEM
-from postdesk.services.delivery.drain import drain_once
-from postdesk.services.messages.submission import MessageView, get_message, submit_message
-from postdesk.services.runtime import Runtime, runtime
+
+if TYPE_CHECKING:  # the services are imported when the command runs, not with the app
+    from rich.progress import Progress, TaskID
+
+    from postdesk.services.messages.submission import MessageView
+    from postdesk.services.runtime import Runtime
 
 # How often to look at a message another process (a running server) is sending.
 _POLL_S = 0.2
@@ -91,6 +92,8 @@ def send(
             "resources": resource or [],
             "attachments": [_read_attachment(path, step) for path in files],
         }
+        from postdesk.services.runtime import runtime
+
         with runtime() as rt:
             view = _queue_and_deliver(rt, request, step)
     if view is not None:
@@ -99,6 +102,9 @@ def send(
 
 def _queue_and_deliver(rt: Runtime, request: dict[str, Any], step: _Step) -> MessageView | None:
     """Queue the mail and print its id; deliver it here unless a broker's workers will."""
+    from postdesk.services.access.callers import SYSTEM
+    from postdesk.services.messages.submission import submit_message
+
     step("Queueing")
     if rt.settings.broker_url:
         from postdesk.worker.celery_app import install_submit_hook
@@ -145,6 +151,10 @@ def _reason(exc: Exception) -> str:
 
 def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
     """Claim this one message and deliver it here; if a server got to it first, wait for it."""
+    from postdesk.services.access.callers import SYSTEM
+    from postdesk.services.delivery.drain import drain_once
+    from postdesk.services.messages.submission import get_message
+
     worker_id = f"cli:{os.getpid()}"
     drain_once(rt, worker_id=worker_id, limit=1, ids=[message_id])
     view = get_message(rt, message_id, caller=SYSTEM)
@@ -191,6 +201,8 @@ class _Step:
 @contextmanager
 def _progress(total: int) -> Iterator[_Step]:
     """A transient progress bar on a terminal's stderr; nothing when piped."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from postdesk.cli.output import print_json, print_value, stderr, stdout
 from postdesk.errors import DeliveryError, ValidationError
-from postdesk.services.runtime import runtime
-from postdesk.services.senders import accounts as service
-from postdesk.services.senders.test_mail import send_test_mail
+
+# The services (and SQLAlchemy beneath them) are imported by each command when it runs:
+# building the app for --help or another command must not load them.
 
 app = typer.Typer(help="Sender accounts and the system default sender.", no_args_is_help=True)
 
@@ -61,6 +60,10 @@ def add(
     ] = None,
 ) -> None:
     """Add a sender and print its id."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+    from postdesk.services.senders.test_mail import send_test_mail
+
     fields = _fields(
         host,
         port,
@@ -86,6 +89,11 @@ def add(
 @app.command("list")
 def list_(as_json: Json = False) -> None:
     """List the senders; * marks the system default."""
+    from rich.table import Table
+
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+
     with runtime() as rt:
         senders = service.list_senders(rt)
     if as_json:
@@ -114,6 +122,9 @@ def show(
     sender_id: Annotated[int, typer.Argument(help="Sender id.")], as_json: Json = False
 ) -> None:
     """Show one sender (never its password)."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+
     with runtime() as rt:
         sender = service.get_sender(rt, sender_id)
     data = sender.to_dict()
@@ -145,6 +156,9 @@ def edit(
     timeout: Timeout = None,
 ) -> None:
     """Change the options given; the stored password stays unless replaced or cleared."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+
     patch = _fields(
         host,
         port,
@@ -169,6 +183,9 @@ def edit(
 @app.command("delete")
 def delete(sender_id: Annotated[int, typer.Argument(help="Sender id.")]) -> None:
     """Delete a sender. Deleting the default leaves the mail service unconfigured."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+
     with runtime() as rt:
         was_default = service.get_mail_settings(rt).default_sender_id == sender_id
         service.delete_sender(rt, sender_id)
@@ -187,6 +204,9 @@ def default(
     as_json: Json = False,
 ) -> None:
     """Show, set or clear the system default sender."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders import accounts as service
+
     if clear and sender_id is not None:
         raise ValidationError({"sender_id": "give a sender id or --clear, not both"})
     with runtime() as rt:
@@ -213,6 +233,9 @@ def test(
     to: Annotated[str, typer.Option("--to", help="Recipient of the test mail.")],
 ) -> None:
     """Send the test mail now; print its Message-ID, or the diagnosis and exit 1."""
+    from postdesk.services.runtime import runtime
+    from postdesk.services.senders.test_mail import send_test_mail
+
     with runtime() as rt:
         try:
             result = send_test_mail(rt, to=to, sender_id=sender_id)

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from postdesk.cli.output import print_json, print_value, stderr, stdout
-from postdesk.services.access import tokens as service
-from postdesk.services.runtime import runtime
+
+# Each command imports the services it uses when it runs (a fast start for the others).
 
 app = typer.Typer(help="API tokens (scope admin or send).", no_args_is_help=True)
 
@@ -21,6 +20,9 @@ def create(
     scope: Annotated[str, typer.Option("--scope", help="admin (everything) or send.")],
 ) -> None:
     """Create a token and print it once; only its hash is kept."""
+    from postdesk.services.access import tokens as service
+    from postdesk.services.runtime import runtime
+
     with runtime() as rt:
         new = service.create_token(rt, name, scope)
     print_value(new.token)
@@ -30,6 +32,11 @@ def create(
 @app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List tokens (never the tokens themselves)."""
+    from rich.table import Table
+
+    from postdesk.services.access import tokens as service
+    from postdesk.services.runtime import runtime
+
     with runtime() as rt:
         tokens = service.list_tokens(rt)
     if as_json:
@@ -45,6 +52,9 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 @app.command("delete")
 def delete(token_id: Annotated[int, typer.Argument(help="Token id.")]) -> None:
     """Revoke a token at once."""
+    from postdesk.services.access import tokens as service
+    from postdesk.services.runtime import runtime
+
     with runtime() as rt:
         service.delete_token(rt, token_id)
     stderr.print(f"revoked token {token_id}")

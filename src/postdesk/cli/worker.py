@@ -18,19 +18,12 @@ import typer
 from rich.markup import escape
 
 from postdesk.cli.output import stderr
-from postdesk.config import Settings
 from postdesk.errors import ConfigError
-from postdesk.services.delivery.rate_limits import make_limiter
-from postdesk.services.runtime import runtime
-from postdesk.worker.celery_app import (
-    DRAIN_EVERY_S,
-    CeleryOptions,
-    broker_scheme,
-    make_celery,
-    rate_limit_storage,
-)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# postdesk.worker.celery_app's DRAIN_EVERY_S (a test keeps the two equal), written out here
+# so that building the app for --help does not import Celery's module and the services.
+DRAIN_EVERY_S = 5.0
 
 
 def worker(
@@ -61,6 +54,16 @@ def worker(
             f"--loglevel must be one of {', '.join(LOG_LEVELS)}, not {loglevel!r}",
             hint="Example: postdesk worker --loglevel INFO",
         )
+    from postdesk.config import Settings
+    from postdesk.services.delivery.rate_limits import make_limiter
+    from postdesk.services.runtime import runtime
+    from postdesk.worker.celery_app import (
+        CeleryOptions,
+        broker_scheme,
+        make_celery,
+        rate_limit_storage,
+    )
+
     settings = Settings.from_env()
     broker_scheme(settings)
     options = replace(CeleryOptions.from_env(), drain_every=drain_every)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from postdesk.domain.senders import Encryption
+from postdesk.domain.encryption import Encryption
 
 
 @dataclass(frozen=True)

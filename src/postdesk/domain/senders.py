@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import re
 import ssl
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from postdesk.domain.addresses import AddressError, MailAddress, check_header_value, parse_address
+from postdesk.domain.encryption import Encryption as Encryption  # re-exported
 from postdesk.errors import ValidationError
 
 DEFAULT_PORT = 25
@@ -19,14 +19,6 @@ MAX_TIMEOUT_S = 600.0
 MAX_DISPLAY_NAME = 200
 MAX_PASSWORD = 1024
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-class Encryption(enum.StrEnum):
-    """How the SMTP connection is protected."""
-
-    SSL = "ssl"  # implicit TLS from the first byte ("SMTPS", usually 465)
-    TLS = "tls"  # plain connect, then STARTTLS, never falling back (usually 587 or 25)
-    NONE = "none"
 
 
 # The port each encryption usually runs on, for hints and for the UI's suggestion.

@@ -20,6 +20,7 @@ from postdesk.services.access.callers import SYSTEM
 from postdesk.services.delivery import deliver as delivery
 from postdesk.services.delivery import drain as drain_module
 from postdesk.services.delivery import outcomes as delivery_outcomes
+from postdesk.services.delivery import sending
 from postdesk.services.delivery.claims import claim_due
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.deliver import HOLD, deliver_claimed
@@ -464,7 +465,7 @@ def test_an_unexpected_error_is_retried_not_lost(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(delivery, "build_mail", broken)
+    monkeypatch.setattr(sending, "build_mail", broken)
     [result] = drain(rt)
     assert (result.status, result.error_code) == ("retrying", "internal_error")
     assert load(rt, message_id).attempts == 1

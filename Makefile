@@ -16,8 +16,8 @@ test: $(VENV)/.test-installed check pytest
 check: lint types imports
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff format --check src tests
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests bench docs/screenshots
+	$(BIN)/ruff check src tests bench docs/screenshots
 
 types: $(VENV)/.test-installed
 	$(BIN)/mypy
@@ -40,8 +40,8 @@ $(SMTP_SINK):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
 
 format: $(VENV)/.test-installed
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests bench docs/screenshots
+	$(BIN)/ruff check --fix src tests bench docs/screenshots
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)

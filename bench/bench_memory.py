@@ -34,10 +34,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench_builder import report_html
 from bench_throughput import (
     Server,
     postdesk_server,
-    report_html,
     smtp_sink,
     submit_batches,
     wait_until_sent,

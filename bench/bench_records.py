@@ -284,19 +284,19 @@ def _template_word(rnd: random.Random) -> str:
 
 
 CASES = (
-    Case("no filter", lambda rnd, end: _filter()),
-    Case("sender", lambda rnd, end: _filter(sender=rnd.choice(SENDERS)[0].upper())),
-    Case("recipient (name)", lambda rnd, end: _filter(recipient=_recipient_part(rnd))),
-    Case("recipient (address)", lambda rnd, end: _filter(recipient=rnd.choice(RECIPIENTS))),
-    Case("recipient (domain)", lambda rnd, end: _filter(recipient=rnd.choice(DOMAINS))),
-    Case("template (one name)", lambda rnd, end: _filter(template=rnd.choice(TEMPLATES))),
-    Case("template (word pair)", lambda rnd, end: _filter(template=_template_word(rnd))),
-    Case("template (common)", lambda rnd, end: _filter(template="report")),
+    Case("no filter", lambda _rnd, _end: _filter()),
+    Case("sender", lambda rnd, _end: _filter(sender=rnd.choice(SENDERS)[0].upper())),
+    Case("recipient (name)", lambda rnd, _end: _filter(recipient=_recipient_part(rnd))),
+    Case("recipient (address)", lambda rnd, _end: _filter(recipient=rnd.choice(RECIPIENTS))),
+    Case("recipient (domain)", lambda rnd, _end: _filter(recipient=rnd.choice(DOMAINS))),
+    Case("template (one name)", lambda rnd, _end: _filter(template=rnd.choice(TEMPLATES))),
+    Case("template (word pair)", lambda rnd, _end: _filter(template=_template_word(rnd))),
+    Case("template (common)", lambda _rnd, _end: _filter(template="report")),
     Case("since/until (a week)", lambda rnd, end: _filter(**_week(rnd, end))),
     Case("since/until (30 days)", lambda rnd, end: _filter(**_days(rnd, end))),
-    Case("result success", lambda rnd, end: _filter(result="success")),
-    Case("result failure", lambda rnd, end: _filter(result="failure")),
-    Case("result pending", lambda rnd, end: _filter(result="pending")),
+    Case("result success", lambda _rnd, _end: _filter(result="success")),
+    Case("result failure", lambda _rnd, _end: _filter(result="failure")),
+    Case("result pending", lambda _rnd, _end: _filter(result="pending")),
     Case(
         "combined",
         lambda rnd, end: _filter(
@@ -309,7 +309,7 @@ CASES = (
     ),
     Case(
         "recipient, 2 chars (scan)",
-        lambda rnd, end: _filter(recipient=rnd.choice(("zq", "x9", "qq", "7@"))),
+        lambda rnd, _end: _filter(recipient=rnd.choice(("zq", "x9", "qq", "7@"))),
         gated=False,
     ),
 )

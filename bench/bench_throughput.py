@@ -52,9 +52,9 @@ from bench_builder import DATE, report_html
 
 from postdesk.config import Settings
 from postdesk.domain.html_text import html_to_text
-from postdesk.services.senders import accounts as senders
 from postdesk.services.access import tokens
 from postdesk.services.runtime import open_runtime
+from postdesk.services.senders import accounts as senders
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 FROM = "reports@example.com"

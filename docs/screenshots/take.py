@@ -56,13 +56,13 @@ from tests.support.smtp import ServerOptions, SmtpTestServer  # noqa: E402
 
 from postdesk.config import Settings  # noqa: E402
 from postdesk.errors import DeliveryError  # noqa: E402
-from postdesk.services.senders import accounts as sender_service  # noqa: E402
 from postdesk.services.access.admins import create_admin  # noqa: E402
 from postdesk.services.access.callers import SYSTEM  # noqa: E402
 from postdesk.services.delivery.claims import claim_due  # noqa: E402
 from postdesk.services.delivery.deliver import deliver_claimed  # noqa: E402
 from postdesk.services.messages.submission import submit_message  # noqa: E402
 from postdesk.services.runtime import Clock, Runtime, open_runtime, system_clock  # noqa: E402
+from postdesk.services.senders import accounts as sender_service  # noqa: E402
 from postdesk.services.senders.test_mail import send_test_mail  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
@@ -203,10 +203,18 @@ def shoot_mailbox(browser: Browser) -> None:
 
 
 class Relay:
-    """An SMTP server that answers like a company relay: refuses unknown users and spam."""
+    """An SMTP server that answers like a company relay: refuses unknown users and spam.
+
+    aiosmtpd calls each hook with server, session and envelope; these read only some.
+    """
 
     async def handle_RCPT(  # noqa: N802
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        self,
+        server: Any,  # noqa: ARG002
+        session: Any,  # noqa: ARG002
+        envelope: Any,
+        address: str,
+        options: Any,  # noqa: ARG002
     ) -> str:
         if address.startswith("nobody@"):
             return "550 5.1.1 <" + address + ">: Recipient address rejected: User unknown"
@@ -215,7 +223,7 @@ class Relay:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802, ARG002
         content = bytes(envelope.original_content or b"")
         if b"Special offer" in content:
             return "554 5.7.1 Message rejected as spam (content filter score 9.1)"

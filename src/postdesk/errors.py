@@ -160,6 +160,7 @@ class DeliveryError(PostdeskError):
     """
 
     code = "smtp_error"
+    hint: str  # every diagnosis says what to do
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE, LiveSite, log_in, new_page
 from tests.support.smtp import SmtpTestServer
@@ -118,7 +118,12 @@ def test_a_script_in_a_template_name_is_shown_as_text(
 ) -> None:
     page = admin_page
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     record = send(
         live.rt,
         MAR_2,

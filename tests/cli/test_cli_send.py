@@ -98,7 +98,8 @@ def test_send_delivers_before_it_exits(
     [pdf] = [part for part in mail.walk() if part.get_filename() == export.name]
     assert pdf.get_content_type() == "application/pdf"
     assert pdf.get_content() == b"%PDF-1.7 weekly"
-    assert "Up 4 %." in mail.get_body(("html",)).get_content()
+    html = mail.get_body(("html",))
+    assert html is not None and "Up 4 %." in html.get_content()
     row = record(rt, message_id)
     assert (row.status, row.attempts, row.template_name) == ("sent", 1, "Weekly sales report")
     assert row.resources == [

@@ -54,7 +54,8 @@ class SlowHandler:
         self.delay = delay
         self.message_ids: list[str] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    # aiosmtpd's hook signature: this handler reads the envelope only.
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802, ARG002
         mail = message_from_bytes(envelope.original_content or b"", policy=policy.default)
         self.message_ids.append(str(mail["Message-ID"]))
         await asyncio.sleep(self.delay)
@@ -151,7 +152,7 @@ def test_a_killed_worker_loses_nothing_and_duplicates_stay_in_bound(
 
     copies = Counter(handler.message_ids)
     duplicates = sum(count - 1 for count in copies.values())
-    print(
+    print(  # noqa: T201 - the run's figures, for `pytest -s`
         f"\ncrash test: {MESSAGES} messages, killed after {received_at_kill} received, "
         f"{in_flight} in flight (sending) at the kill, {duplicates} duplicate(s), "
         f"all sent {recovered_s:.1f} s after the restart"

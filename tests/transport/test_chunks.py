@@ -142,7 +142,9 @@ def test_building_and_streaming_a_20_mib_attachment_makes_no_second_copy() -> No
 # --- through a real server ---------------------------------------------------------------
 
 
-def mail_with_attachment(size: int, extra: Sequence[str] = ()) -> tuple[bytes, MessageData]:
+def mail_with_attachment(
+    size: int, extra: Sequence[str] = ()
+) -> tuple[bytes, tuple[bytes | memoryview, ...]]:
     """A built message with a ``size``-byte attachment: (attachment bytes, chunks)."""
     data = os.urandom(size)
     mail = build_mail(
@@ -179,7 +181,7 @@ def test_a_multi_mib_attachment_arrives_byte_identical(smtp_server: StartServer)
 
 def test_dot_lines_split_across_chunks_arrive_intact(smtp_server: StartServer) -> None:
     server = smtp_server()
-    chunks = [
+    chunks: list[bytes | memoryview] = [
         b"Subject: dots\r\n\r\nfirst\r",
         b"\n.second\r\n",
         memoryview(b"..third\r\n"),

@@ -35,13 +35,14 @@ def submit_login(site: TestClient, **fields: str) -> Response:
     site.get("/login")
     form = {"username": "admin", "password": ADMIN_PASSWORD}
     form["csrf_token"] = site.cookies["postdesk_login_csrf"]
-    return site.post("/login", data={**form, **fields})
+    response: Response = site.post("/login", data={**form, **fields})
+    return response
 
 
 @pytest.fixture
 def logged_in(site: TestClient, admin_user: str) -> str:
     """Log ``site`` in as an administrator through the login form; returns the CSRF token."""
     assert submit_login(site).status_code == 303
-    page = site.get("/mailbox")
+    page: Response = site.get("/mailbox")
     marker = 'name="csrf-token" content="'
     return page.text.split(marker, 1)[1].split('"', 1)[0]

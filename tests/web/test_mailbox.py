@@ -40,7 +40,8 @@ def form(server: SmtpTestServer | None = None, **fields: str) -> dict[str, str]:
 
 
 def post(site: TestClient, path: str, csrf: str, data: dict[str, str], **kw: Any) -> Response:
-    return site.post(path, data={**data, "csrf_token": csrf}, **kw)
+    response: Response = site.post(path, data={**data, "csrf_token": csrf}, **kw)
+    return response
 
 
 def field_error(html: str, field_id: str) -> str:

@@ -86,7 +86,7 @@ def link(page_html: str, name: str) -> str:
     """The (unescaped) href of the link whose text contains ``name``."""
     for href, text in re.findall(r'<a[^>]*href="([^"]*)"[^>]*>(.*?)</a>', page_html, re.S):
         if name in text:
-            return html.unescape(href)
+            return html.unescape(str(href))
     raise AssertionError(f"no link {name!r}")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from kombu import Connection
+from kombu.connection import Connection
 from sqlalchemy import func, select
 
 from postdesk.config import Settings

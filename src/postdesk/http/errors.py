@@ -126,7 +126,7 @@ def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
         )
         return answer(request, error_response(unavailable))
 
-    async def unexpected(request: Request, exc: Exception) -> Response:
+    async def unexpected(request: Request, _exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         body = {"error": errors.error_body("internal_error", "An unexpected error happened.")}
         return answer(request, JSONResponse(body, status_code=500))

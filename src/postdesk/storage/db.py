@@ -134,11 +134,11 @@ class _WriteGate:
     def before_execute(
         self,
         connection: Connection,
-        cursor: Any,
+        _cursor: Any,
         statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
+        _parameters: Any,
+        _context: Any,
+        _executemany: bool,
     ) -> None:
         if statement.lstrip()[:7].lower().startswith(_WRITES):
             self.enter(connection)
@@ -152,7 +152,7 @@ class _WriteGate:
         # Past the busy timeout, SQLite decides (and reports "database is locked").
         info[self._KEY] = self._lock.acquire(timeout=BUSY_TIMEOUT_S)
 
-    def release_entry(self, dbapi_connection: Any, record: Any, *_: Any) -> None:
+    def release_entry(self, _dbapi_connection: Any, record: Any, *_: Any) -> None:
         info = getattr(record, "info", None)
         if info is not None and info.pop(self._KEY, False):
             self._lock.release()
@@ -170,7 +170,7 @@ def _make_parent(path: Path) -> None:
         ) from None
 
 
-def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
     # pysqlite opens a transaction itself right before the first INSERT/UPDATE/DELETE;
     # "IMMEDIATE" makes it BEGIN IMMEDIATE: the write lock is taken (or waited for) at once.
     dbapi_connection.isolation_level = "IMMEDIATE"
@@ -192,7 +192,7 @@ def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionP
         cursor.close()
 
 
-def _on_sqlite_savepoint(connection: Connection, name: str) -> None:
+def _on_sqlite_savepoint(connection: Connection, _name: str) -> None:
     # A SAVEPOINT outside a transaction would start one that its RELEASE commits,
     # beyond the reach of the session's rollback; open the real transaction first.
     begin_sqlite_write(connection)

@@ -341,7 +341,7 @@ def rarest_trigrams(
     needle: str,
     texts: Sequence[str],
     *,
-    usable: Callable[[str], bool] = lambda piece: True,
+    usable: Callable[[str], bool] = lambda _piece: True,
     most: int = 3,
 ) -> list[str]:
     """Up to ``most`` three-character pieces of ``needle`` that few of ``texts`` contain.

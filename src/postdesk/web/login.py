@@ -53,7 +53,7 @@ def login_submit(
 
 
 @router.post("/logout")
-def logout(request: Request, rt: RuntimeDep, page: FormSessionDep) -> Response:
+def logout(request: Request, rt: RuntimeDep, _page: FormSessionDep) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         log_out(rt, cookie)

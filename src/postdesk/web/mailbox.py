@@ -84,7 +84,7 @@ _FORM_ERRORS = (ValidationError, ConflictError, NotFoundError)
 def mailbox_page(
     request: Request,
     rt: RuntimeDep,
-    page: PageSessionDep,
+    _page: PageSessionDep,
     dialog: str | None = None,
     sender: str | None = None,
     notice: str | None = None,
@@ -103,7 +103,7 @@ def mailbox_page(
 
 @router.post("/mailbox/senders")
 def add_sender(
-    request: Request, rt: RuntimeDep, page: FormSessionDep, entry: SenderEntryDep
+    request: Request, rt: RuntimeDep, _page: FormSessionDep, entry: SenderEntryDep
 ) -> Response:
     form = SenderForm.from_entry(entry, None)
     try:
@@ -118,7 +118,7 @@ def add_sender(
 def edit_sender(
     request: Request,
     rt: RuntimeDep,
-    page: FormSessionDep,
+    _page: FormSessionDep,
     entry: SenderEntryDep,
     sender_id: int,
 ) -> Response:
@@ -135,7 +135,7 @@ def edit_sender(
 
 @router.post("/mailbox/senders/{sender_id}/delete")
 def remove_sender(
-    request: Request, rt: RuntimeDep, page: FormSessionDep, sender_id: int
+    request: Request, rt: RuntimeDep, _page: FormSessionDep, sender_id: int
 ) -> Response:
     stored = _find_sender(rt, str(sender_id))
     if stored is None:
@@ -151,7 +151,7 @@ def remove_sender(
 def test_sender(
     request: Request,
     rt: RuntimeDep,
-    page: FormSessionDep,
+    page: FormSessionDep,  # noqa: ARG001 - its dependency checks the session and CSRF token
     entry: SenderEntryDep,
     recipient: Annotated[str, Form()] = "",
     sender_id: Annotated[str, Form()] = "",
@@ -182,7 +182,7 @@ def test_sender(
 def choose_default(
     request: Request,
     rt: RuntimeDep,
-    page: FormSessionDep,
+    _page: FormSessionDep,
     default_sender_id: Annotated[str, Form()] = "",
 ) -> Response:
     chosen = _find_sender(rt, default_sender_id) if default_sender_id.strip() else None

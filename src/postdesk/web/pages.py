@@ -31,7 +31,7 @@ def error_page(request: Request, status: int, error: dict[str, Any]) -> Response
     return render(request, "error.html", {"status": status, "error": error}, status=status)
 
 
-async def _to_login(request: Request, exc: Exception) -> Response:
+async def _to_login(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequiredError)
     return redirect("/login", next=exc.next_path)
 

@@ -40,7 +40,7 @@ _FORM_HINT = "Dates are days such as 2025-03-01; leave a filter empty to leave i
 
 
 @router.get("/mailbox/records")
-def records_page(request: Request, rt: RuntimeDep, page: PageSessionDep) -> Response:
+def records_page(request: Request, rt: RuntimeDep, _page: PageSessionDep) -> Response:
     query = read_query(request.query_params)
     context: dict[str, Any] = {
         "section": "records",
@@ -71,7 +71,7 @@ def records_page(request: Request, rt: RuntimeDep, page: PageSessionDep) -> Resp
 
 
 @router.get("/mailbox/records.csv")
-def records_csv(request: Request, rt: RuntimeDep, page: PageSessionDep) -> Response:
+def records_csv(request: Request, rt: RuntimeDep, _page: PageSessionDep) -> Response:
     query = read_query(request.query_params)
     if query.flt is None:
         raise ValidationError(query.errors, hint=_FORM_HINT)
@@ -88,7 +88,7 @@ def records_csv(request: Request, rt: RuntimeDep, page: PageSessionDep) -> Respo
 
 @router.get("/mailbox/records/{record_id}")
 def record_detail(
-    request: Request, record_id: str, rt: RuntimeDep, page: PageSessionDep
+    request: Request, record_id: str, rt: RuntimeDep, _page: PageSessionDep
 ) -> Response:
     query = read_query(request.query_params)
     context: dict[str, Any] = {"section": "records", "back_url": query.url()}

@@ -268,7 +268,7 @@ def test_inline_and_attached_parts_carry_their_bytes() -> None:
 
 @settings(max_examples=100)
 @given(
-    name=st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=250),
+    name=st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=250),
     data=st.binary(max_size=2000),
 )
 def test_any_file_name_and_content_round_trip(name: str, data: bytes) -> None:

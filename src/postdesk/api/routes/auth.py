@@ -22,7 +22,7 @@ def login(body: LoginBody, request: Request, response: Response, rt: RuntimeDep)
 
 
 @router.post("/logout", status_code=204)
-def logout(request: Request, caller: CallerDep, rt: RuntimeDep) -> Response:
+def logout(request: Request, _caller: CallerDep, rt: RuntimeDep) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         log_out(rt, cookie)

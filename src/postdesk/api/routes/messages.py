@@ -70,6 +70,6 @@ def request_verification_code(
 
 @router.post("/verification-codes/check")
 def check_verification_code(
-    body: VerificationCheckBody, rt: RuntimeDep, caller: CallerDep
+    body: VerificationCheckBody, rt: RuntimeDep, _caller: CallerDep
 ) -> dict[str, bool]:
     return {"valid": check_code(rt, body.email, body.code)}

@@ -37,7 +37,7 @@ FilterDep = Annotated[RecordFilter, Depends(record_filter)]
 @router.get("")
 def search(
     rt: RuntimeDep,
-    caller: AdminDep,
+    _caller: AdminDep,
     flt: FilterDep,
     limit: str | None = None,
     cursor: str | None = None,
@@ -48,7 +48,7 @@ def search(
 
 
 @router.get(".csv", response_class=StreamingResponse)
-def export_csv(rt: RuntimeDep, caller: AdminDep, flt: FilterDep) -> StreamingResponse:
+def export_csv(rt: RuntimeDep, _caller: AdminDep, flt: FilterDep) -> StreamingResponse:
     return StreamingResponse(
         record_export.iter_records_csv(rt, flt),
         media_type="text/csv; charset=utf-8",
@@ -57,5 +57,5 @@ def export_csv(rt: RuntimeDep, caller: AdminDep, flt: FilterDep) -> StreamingRes
 
 
 @router.get("/{record_id}")
-def detail(record_id: int, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def detail(record_id: int, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return records.get_record(rt, record_id).to_dict()

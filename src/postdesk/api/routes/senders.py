@@ -22,18 +22,21 @@ router = APIRouter(tags=["senders"])
 
 
 @router.get("/senders")
-def list_senders(rt: RuntimeDep, caller: AdminDep) -> list[dict[str, Any]]:
+def list_senders(rt: RuntimeDep, _caller: AdminDep) -> list[dict[str, Any]]:
     return [s.to_dict() for s in service.list_senders(rt)]
 
 
 @router.post("/senders", status_code=201)
-def create_sender(body: SenderBody, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def create_sender(body: SenderBody, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.create_sender(rt, body.model_dump(exclude_unset=True)).to_dict()
 
 
 @router.post("/senders/test")
 def test_unsaved(
-    body: SenderTestBody, request: Request, rt: RuntimeDep, caller: AdminDep
+    body: SenderTestBody,
+    request: Request,
+    rt: RuntimeDep,
+    caller: AdminDep,  # noqa: ARG001 - its dependency admits administrators only
 ) -> dict[str, Any]:
     """Send the test mail from unsaved settings (or a saved sender with changes on top)."""
     unsaved = body.sender.model_dump(exclude_unset=True) if body.sender else None
@@ -45,41 +48,45 @@ def test_unsaved(
 
 
 @router.get("/senders/{sender_id}")
-def get_sender(sender_id: int, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def get_sender(sender_id: int, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.get_sender(rt, sender_id).to_dict()
 
 
 @router.patch("/senders/{sender_id}")
 def update_sender(
-    sender_id: int, body: SenderPatchBody, rt: RuntimeDep, caller: AdminDep
+    sender_id: int, body: SenderPatchBody, rt: RuntimeDep, _caller: AdminDep
 ) -> dict[str, Any]:
     return service.update_sender(rt, sender_id, body.model_dump(exclude_unset=True)).to_dict()
 
 
 @router.delete("/senders/{sender_id}", status_code=204)
-def delete_sender(sender_id: int, rt: RuntimeDep, caller: AdminDep) -> Response:
+def delete_sender(sender_id: int, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_sender(rt, sender_id)
     return Response(status_code=204)
 
 
 @router.post("/senders/{sender_id}/test")
 def test_saved(
-    sender_id: int, body: SavedSenderTestBody, request: Request, rt: RuntimeDep, caller: AdminDep
+    sender_id: int,
+    body: SavedSenderTestBody,
+    request: Request,
+    rt: RuntimeDep,
+    caller: AdminDep,  # noqa: ARG001 - its dependency admits administrators only
 ) -> dict[str, Any]:
     result = send_test_mail(rt, to=body.to, sender_id=sender_id, client_ip=peer_ip(request, rt))
     return {"ok": True, "message_id": result.message_id, "record_id": result.record_id}
 
 
 @router.get("/settings/mail")
-def get_mail_settings(rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def get_mail_settings(rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.get_mail_settings(rt).to_dict()
 
 
 @router.put("/settings/mail")
-def put_mail_settings(body: MailSettingsBody, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def put_mail_settings(body: MailSettingsBody, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.set_default_sender(rt, body.default_sender_id).to_dict()
 
 
 @router.get("/providers")
-def providers(caller: AdminDep) -> list[dict[str, Any]]:
+def providers(_caller: AdminDep) -> list[dict[str, Any]]:
     return [p.to_dict() for p in PROVIDERS]

@@ -14,16 +14,16 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 
 @router.get("")
-def list_tokens(rt: RuntimeDep, caller: AdminDep) -> list[dict[str, Any]]:
+def list_tokens(rt: RuntimeDep, _caller: AdminDep) -> list[dict[str, Any]]:
     return [t.to_dict() for t in service.list_tokens(rt)]
 
 
 @router.post("", status_code=201)
-def create_token(body: TokenBody, rt: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+def create_token(body: TokenBody, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.create_token(rt, body.name, body.scope).to_dict()
 
 
 @router.delete("/{token_id}", status_code=204)
-def delete_token(token_id: int, rt: RuntimeDep, caller: AdminDep) -> Response:
+def delete_token(token_id: int, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_token(rt, token_id)
     return Response(status_code=204)

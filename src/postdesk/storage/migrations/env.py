@@ -18,7 +18,7 @@ from postdesk.storage.models import Base
 SEARCH_PREFIX = "search_"
 
 
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
     """Alembic name filter: everything but the record-search tables and indexes."""
     return not (type_ in ("table", "index") and (name or "").startswith(SEARCH_PREFIX))
 

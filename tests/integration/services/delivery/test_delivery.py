@@ -102,7 +102,8 @@ def test_a_message_is_sent_and_recorded(
     row = load(rt, message_id)
     assert mail["Message-ID"] == row.message_id
     assert "audit" not in received.content.decode()  # Bcc never in the headers
-    assert mail.get_body(("plain",)).get_content().strip() == "Sales are up."
+    plain = mail.get_body(("plain",))
+    assert plain is not None and plain.get_content().strip() == "Sales are up."
     assert (row.status, row.attempts, row.sent_at) == ("sent", 1, T0)
     assert (row.lease_owner, row.lease_until, row.error_code) == (None, None, None)
     [attempt] = attempts_of(rt, message_id)
@@ -702,5 +703,6 @@ def test_a_large_body_is_read_when_its_message_is_sent(
     first, second = (message_from_bytes(m.content, policy=policy.default) for m in server.messages)
     html = first.get_body(("html",))
     assert html is not None and "end of the large one" in html.get_content()
-    assert second.get_body(("plain",)).get_content().strip() == "the small one"
+    plain = second.get_body(("plain",))
+    assert plain is not None and plain.get_content().strip() == "the small one"
     assert [load(rt, i).attempts for i in ids] == [1, 1]

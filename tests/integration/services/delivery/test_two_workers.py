@@ -73,5 +73,5 @@ def test_two_workers_deliver_every_message_exactly_once(
     assert max(received.values()) == 1  # exactly once
     sent_by = [state["delivered"].get("sent", 0) for state in states]
     assert sum(sent_by) == MESSAGES
-    print(f"\ntwo workers: sent {sent_by[0]} + {sent_by[1]}")
+    print(f"\ntwo workers: sent {sent_by[0]} + {sent_by[1]}")  # noqa: T201 - for `pytest -s`
     assert all(count > 0 for count in sent_by), sent_by  # both workers took part

@@ -34,7 +34,8 @@ def test_saved_sender_over_starttls_with_login(rt: Runtime, smtp_server: ServerF
     mail = message_from_bytes(received.content, policy=policy.default)
     assert mail["Message-ID"] == result.message_id
     assert mail["From"].addresses[0].display_name == "Postdesk Reports"
-    assert TEST_MAIL_SENTENCE in mail.get_body(("html",)).get_content()
+    html = mail.get_body(("html",))
+    assert html is not None and TEST_MAIL_SENTENCE in html.get_content()
     assert mail.get_body(("plain",)) is not None
     assert "test" not in mail["Subject"].lower()
     [record] = records(rt)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import sessionmaker
 
+from postdesk.domain.status import RecordKind
 from postdesk.errors import (
     MailServiceUnconfiguredError,
     NotFoundError,
@@ -415,7 +416,7 @@ def test_status_is_visible_to_admins_and_to_the_token_that_sent_it(rt: Runtime) 
 def test_a_verification_code_mail_has_its_kind(rt: Runtime) -> None:
     add_sender(rt)
     submitted = submit_message(
-        rt, request(), caller=SYSTEM, client_ip=None, kind="verification_code"
+        rt, request(), caller=SYSTEM, client_ip=None, kind=RecordKind.VERIFICATION_CODE
     )
     assert load(rt, submitted.id).kind == "verification_code"
 
@@ -461,7 +462,7 @@ def test_odd_shapes_are_refused(rt: Runtime) -> None:
         submit_message(rt, request(resources=["/r"] * 501), caller=SYSTEM, client_ip=None)
     assert "at most 500 resources" in caught.value.fields["resources"]
     with pytest.raises(ValueError, match="kind"):
-        submit_message(rt, request(), caller=SYSTEM, client_ip=None, kind="test")
+        submit_message(rt, request(), caller=SYSTEM, client_ip=None, kind=RecordKind.TEST)
     assert count_messages(rt) == 0
 
 

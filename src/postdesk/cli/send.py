@@ -24,7 +24,6 @@ import typer
 from rich.markup import escape
 
 from postdesk.cli.output import print_value, stderr
-from postdesk.domain.status import MessageStatus
 from postdesk.errors import DeliveryError, ValidationError
 
 if TYPE_CHECKING:  # the services are imported when the command runs, not with the app
@@ -151,6 +150,7 @@ def _reason(exc: Exception) -> str:
 
 def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
     """Claim this one message and deliver it here; if a server got to it first, wait for it."""
+    from postdesk.domain.status import MessageStatus
     from postdesk.services.access.callers import SYSTEM
     from postdesk.services.delivery.drain import drain_once
     from postdesk.services.messages.submission import get_message
@@ -167,6 +167,8 @@ def _deliver_now(rt: Runtime, message_id: int) -> MessageView:
 
 def _report(view: MessageView) -> None:
     """The result on stderr; a failed mail raises, so that the exit code is 1."""
+    from postdesk.domain.status import MessageStatus
+
     error = view.error or {}
     if view.status == MessageStatus.SENT:
         stderr.print(f"sent: message {view.id}")

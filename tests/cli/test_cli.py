@@ -270,6 +270,7 @@ def use_setup_link(link: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as spent:
         urllib.request.urlopen(link, timeout=5)  # noqa: S310 (loopback only)
     assert spent.value.code == 404
+    spent.value.close()  # the error holds the answer, and with it the connection
 
 
 def test_token_create_prints_the_token_once_and_delete_revokes_it(cli: Cli) -> None:

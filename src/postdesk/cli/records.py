@@ -40,34 +40,42 @@ TABLE_COLUMNS = (
 )
 
 
+SenderOption = Annotated[
+    str | None, typer.Option("--sender", help="Sender address (exact, any case).")
+]
+RecipientOption = Annotated[
+    str | None, typer.Option("--recipient", help="Part of a recipient address (any case).")
+]
+TemplateOption = Annotated[
+    str | None, typer.Option("--template", help="Part of the template name (any case).")
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option("--since", help="From this date or date-time (UTC unless given), inclusive."),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option("--until", help="Up to this date (the whole day) or date-time, inclusive."),
+]
+ResultOption = Annotated[str | None, typer.Option("--result", help="success, failure or pending.")]
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", help="Newest records to show, 1-500 (default 50; csv: all)."),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table, json (as the API) or csv (as /records.csv).")
+]
+
+
 def records(
-    sender: Annotated[
-        str | None, typer.Option("--sender", help="Sender address (exact, any case).")
-    ] = None,
-    recipient: Annotated[
-        str | None, typer.Option("--recipient", help="Part of a recipient address (any case).")
-    ] = None,
-    template: Annotated[
-        str | None, typer.Option("--template", help="Part of the template name (any case).")
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option("--since", help="From this date or date-time (UTC unless given), inclusive."),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option("--until", help="Up to this date (the whole day) or date-time, inclusive."),
-    ] = None,
-    result: Annotated[
-        str | None, typer.Option("--result", help="success, failure or pending.")
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option("--limit", help="Newest records to show, 1-500 (default 50; csv: all)."),
-    ] = None,
-    output_format: Annotated[
-        str, typer.Option("--format", help="table, json (as the API) or csv (as /records.csv).")
-    ] = "table",
+    sender: SenderOption = None,
+    recipient: RecipientOption = None,
+    template: TemplateOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    result: ResultOption = None,
+    limit: LimitOption = None,
+    output_format: FormatOption = "table",
 ) -> None:
     """Look up sent mail, newest first: who sent what to whom, from which IP, and how it went."""
     from postdesk.services.records.filters import parse_limit, parse_record_filter

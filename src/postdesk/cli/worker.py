@@ -12,13 +12,17 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from postdesk.cli.output import stderr
 from postdesk.errors import ConfigError
+
+if TYPE_CHECKING:
+    from postdesk.config import Settings
+    from postdesk.worker.celery_app import CeleryOptions
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # postdesk.worker.celery_app's DRAIN_EVERY_S (a test keeps the two equal), written out here
@@ -48,45 +52,17 @@ def worker(
     ] = True,
 ) -> None:
     """Run a Celery worker that sends the queue (needs POSTDESK_BROKER_URL)."""
-    level = loglevel.upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(
-            f"--loglevel must be one of {', '.join(LOG_LEVELS)}, not {loglevel!r}",
-            hint="Example: postdesk worker --loglevel INFO",
-        )
+    level = _log_level(loglevel)
     from postdesk.config import Settings
-    from postdesk.services.delivery.rate_limits import make_limiter
     from postdesk.services.runtime import runtime
-    from postdesk.worker.celery_app import (
-        CeleryOptions,
-        broker_scheme,
-        make_celery,
-        rate_limit_storage,
-    )
+    from postdesk.worker.celery_app import CeleryOptions, broker_scheme, make_celery
 
     settings = Settings.from_env()
     broker_scheme(settings)
     options = replace(CeleryOptions.from_env(), drain_every=drain_every)
     with runtime(settings):
         pass  # migrate and check the key now; each worker process opens its own runtime
-    storage = rate_limit_storage(settings, options)
-    try:
-        make_limiter(storage)  # a storage URI limits cannot use stops the start here
-    except Exception as exc:
-        raise ConfigError(
-            f"POSTDESK_RATE_LIMIT_STORAGE: {type(exc).__name__}: {exc}",
-            hint="Give a limits storage URI such as redis://127.0.0.1:6379/2",
-        ) from exc
-    if storage is None:
-        logging.getLogger(__name__).warning(
-            "max_per_minute is counted per worker process: set POSTDESK_RATE_LIMIT_STORAGE "
-            "(e.g. redis://host:6379/2) to share it between workers"
-        )
-        stderr.print(
-            "warning: with an AMQP broker and no POSTDESK_RATE_LIMIT_STORAGE, each worker "
-            "process counts max_per_minute alone",
-            highlight=False,
-        )
+    _check_rate_limit_storage(settings, options)
     app = make_celery(settings, options)
     stderr.print(
         f"postdesk worker: queue {escape(options.queue)}, {concurrency} process(es)",
@@ -105,3 +81,38 @@ def worker(
     if beat:
         argv.append("--beat")
     app.worker_main(argv=argv)
+
+
+def _log_level(loglevel: str) -> str:
+    level = loglevel.upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"--loglevel must be one of {', '.join(LOG_LEVELS)}, not {loglevel!r}",
+            hint="Example: postdesk worker --loglevel INFO",
+        )
+    return level
+
+
+def _check_rate_limit_storage(settings: Settings, options: CeleryOptions) -> None:
+    """Stop the start on a storage URI limits cannot use; warn when limits are per process."""
+    from postdesk.services.delivery.rate_limits import make_limiter
+    from postdesk.worker.celery_app import rate_limit_storage
+
+    storage = rate_limit_storage(settings, options)
+    try:
+        make_limiter(storage)
+    except Exception as exc:
+        raise ConfigError(
+            f"POSTDESK_RATE_LIMIT_STORAGE: {type(exc).__name__}: {exc}",
+            hint="Give a limits storage URI such as redis://127.0.0.1:6379/2",
+        ) from exc
+    if storage is None:
+        logging.getLogger(__name__).warning(
+            "max_per_minute is counted per worker process: set POSTDESK_RATE_LIMIT_STORAGE "
+            "(e.g. redis://host:6379/2) to share it between workers"
+        )
+        stderr.print(
+            "warning: with an AMQP broker and no POSTDESK_RATE_LIMIT_STORAGE, each worker "
+            "process counts max_per_minute alone",
+            highlight=False,
+        )

@@ -1,9 +1,9 @@
-"""The queue's SQL: claiming due messages under a lease, reading a claimed batch, and
-writing outcomes, sender holds and Attempt rows only while the lease is still owned.
+"""The queue's SQL under a lease: reading a claimed batch, and writing outcomes, sender
+holds and Attempt rows only while the lease is still owned (claiming: ``storage.claims``).
 
-The statements the worker runs for every batch and message are built once, here, with
-bound parameters: SQLAlchemy then reuses their compiled form instead of building and
-hashing a new statement each time (a worker claims a batch after every batch it sends).
+The statements the worker runs for every message are built once, here, with bound
+parameters: SQLAlchemy then reuses their compiled form instead of building and hashing a
+new statement per message.
 Outcomes are written in groups (``write_outcomes``): one UPDATE and one INSERT executed
 over many rows, after the rows still owned are locked. The caller owns the transaction.
 """
@@ -19,22 +19,18 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
-    Select,
     and_,
     bindparam,
     case,
-    exists,
     func,
     insert,
-    or_,
     select,
     update,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
-from postdesk.domain.status import CLAIMABLE, AttemptOutcome, MessageStatus
-from postdesk.storage.db import begin_sqlite_write
+from postdesk.domain.status import AttemptOutcome, MessageStatus
 from postdesk.storage.models import Attachment, Attempt, Message, Sender
 
 _M = Message.__table__.c
@@ -190,89 +186,6 @@ def sender_states(session: Session, sender_ids: Iterable[int]) -> dict[int, Send
         return {}
     rows = session.connection().execute(_SENDERS, {"ids": ids})
     return {row.id: SenderState(*row) for row in rows}
-
-
-# ---------------------------------------------------------------- claims
-
-
-_NOW = bindparam("now", type_=_M.next_attempt_at.type)
-
-
-def _due_in(status: str) -> tuple[ColumnElement[bool], InstrumentedAttribute[Any]]:
-    """When a message of ``status`` may be claimed, and the order to take them in."""
-    if status == MessageStatus.SENDING:  # abandoned by a worker whose lease ran out
-        return or_(Message.lease_until.is_(None), Message.lease_until < _NOW), Message.lease_until
-    due = or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= _NOW)
-    return due, Message.next_attempt_at
-
-
-def _sender_free() -> ColumnElement[bool]:
-    """The message's sender is not held (an authentication failure pauses its queue)."""
-    return ~exists().where(Sender.id == Message.sender_id, Sender.held_until > _NOW)
-
-
-def _candidates_of(status: str) -> Select[Any]:
-    """Up to ``limit`` claimable ids of one status, the longest-waiting first.
-
-    One query per status, each ordered by the column of the (status, …) index: with a
-    million sent records in the table, one query ORDER BY id over all statuses could
-    walk the primary key through every finished message on each poll.
-    """
-    due, order = _due_in(status)
-    return (
-        select(order, Message.id)
-        .where(Message.status == status, due, _sender_free())
-        .order_by(order, Message.id)  # ties (one clock tick) in arrival order
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True, of=Message)  # PostgreSQL; a no-op on SQLite
-    )
-
-
-_CANDIDATES = {status: _candidates_of(status) for status in CLAIMABLE}
-# Any claimable message (the claiming UPDATE checks again what the SELECT found).
-_CLAIMABLE = and_(
-    or_(*(and_(Message.status == s, _due_in(s)[0]) for s in CLAIMABLE)), _sender_free()
-)
-_CLAIM = (
-    update(Message)
-    .where(Message.id.in_(bindparam("ids", expanding=True)), _CLAIMABLE)
-    .values(
-        status=MessageStatus.SENDING,
-        lease_owner=bindparam("owner", type_=_M.lease_owner.type),
-        lease_until=bindparam("until", type_=_M.lease_until.type),
-    )
-    .returning(Message.id)
-)
-
-
-def claim(
-    session: Session,
-    *,
-    worker_id: str,
-    limit: int,
-    now: datetime,
-    until: datetime,
-    ids: Sequence[int] | None = None,
-) -> list[int]:
-    """Lease up to ``limit`` due messages (only among ``ids`` when given) to ``worker_id``
-    until ``until``; the ids leased, in order."""
-    connection = session.connection()
-    # SQLite: take the write lock first, so no other claim runs between SELECT and UPDATE.
-    begin_sqlite_write(connection)
-    found: list[tuple[Any, int]] = []
-    for query in _CANDIDATES.values():
-        if ids is not None:
-            query = query.where(Message.id.in_(list(ids)))
-        found.extend(connection.execute(query, {"now": now, "limit": limit}).tuples())
-    if not found:
-        return []
-    found.sort(key=lambda item: (item[0] is not None, item[0] or now, item[1]))
-    candidates = [message_id for _, message_id in found[:limit]]
-    params = {"ids": candidates, "now": now, "owner": worker_id, "until": until}
-    return sorted(connection.scalars(_CLAIM, params))
-
-
-# ---------------------------------------------------------------- the claimed batch
 
 
 def load_claimed(

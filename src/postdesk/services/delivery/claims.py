@@ -1,4 +1,4 @@
-"""Claiming: leasing due messages to a worker, in one short transaction (SQL: storage.queue)."""
+"""Claiming: leasing due messages to a worker, in one short transaction (SQL: storage.claims)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from postdesk.services.runtime import Runtime
-from postdesk.storage import queue
+from postdesk.storage import claims
 
 
 def claim_due(
@@ -19,4 +19,6 @@ def claim_due(
     now = rt.clock()
     until = now + timedelta(seconds=rt.settings.lease_s)
     with rt.transaction() as session:
-        return queue.claim(session, worker_id=worker_id, limit=limit, now=now, until=until, ids=ids)
+        return claims.claim(
+            session, worker_id=worker_id, limit=limit, now=now, until=until, ids=ids
+        )

@@ -18,7 +18,7 @@ from postdesk.domain.attachments import encode_attachment
 from postdesk.domain.mail import build_mail
 from postdesk.errors import DeliveryError
 from postdesk.transport import open_connection, send_message
-from postdesk.transport.connection import MessageData, data_pieces, measure
+from postdesk.transport.data import MessageData, data_pieces, measure
 from tests.support.smtp import SmtpTestServer, make_sender
 
 StartServer = Callable[..., SmtpTestServer]

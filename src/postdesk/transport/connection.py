@@ -12,9 +12,11 @@ import functools
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from postdesk.domain.diagnosis import Condition, Stage
 from postdesk.domain.senders import Encryption, SenderSettings
@@ -28,6 +30,7 @@ from postdesk.transport.diagnose import (
 )
 from postdesk.transport.tls import sender_context
 
+_MAX_LINE = 8192  # the longest reply line accepted, as smtplib's own limit
 AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 
 # A message: one buffer, or a sequence of chunks that the connection streams in order
@@ -70,7 +73,73 @@ class StagedClient(smtplib.SMTP):
     def __init__(self, *, timeout: float, implicit_tls: ssl.SSLContext | None = None) -> None:
         self.stage = Stage.CONNECT
         self._implicit_tls = implicit_tls
+        self._unread = bytearray()  # received, not yet read as a reply line
         super().__init__(local_hostname=local_hostname(), timeout=timeout)
+
+    def getreply(self) -> tuple[int, bytes]:
+        """One reply, read within ``timeout`` as a whole (smtplib bounds each read only).
+
+        A server that trickles its greeting or a reply one byte at a time never lets a
+        single read time out; here the reply's lines share one deadline, and missing it
+        is a ``TimeoutError`` (diagnosed ``smtp_timeout``), not a lost connection.
+        """
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        deadline = time.monotonic() + float(self.timeout)
+        lines: list[bytes] = []
+        while True:
+            line = self._read_line(deadline)
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                code = -1
+                break
+            if line[3:4] != b"-":
+                break
+        return code, b"\n".join(lines)
+
+    def _read_line(self, deadline: float) -> bytes:
+        """A line of the reply, CRLF included, from the buffer and then the socket."""
+        assert self.sock is not None
+        while True:
+            end = self._unread.find(b"\n")
+            if end >= 0:
+                line, self._unread = bytes(self._unread[: end + 1]), self._unread[end + 1 :]
+                return line
+            if len(self._unread) > _MAX_LINE:
+                self.close()
+                raise smtplib.SMTPResponseException(500, b"Line too long.")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.close()
+                raise TimeoutError(f"the reply took longer than {float(self.timeout):g} s")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(4096)
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {exc}"
+                ) from exc
+            finally:
+                if self.sock is not None:
+                    self.sock.settimeout(self.timeout)
+            if not chunk:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            self._unread += chunk
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        # Whatever arrived in plain text after the STARTTLS reply is not the encrypted
+        # conversation (an injection attempt at worst): it is dropped, as smtplib does.
+        reply = super().starttls(*args, **kwargs)
+        self._unread = bytearray()
+        return reply
+
+    def close(self) -> None:
+        self._unread = bytearray()
+        super().close()
 
     def quit_quietly(self) -> None:
         """QUIT, then close: a server that is already gone is fine."""

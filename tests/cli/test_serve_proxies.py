@@ -2,7 +2,8 @@
 
 A real serve process on loopback: a client that sends its own X-Forwarded-For header is
 recorded with its own address and cannot spread its login attempts over made-up
-addresses; behind a configured proxy the forwarded address is the one recorded.
+addresses; behind a configured proxy the forwarded address is the one recorded, and an
+https:// POSTDESK_PUBLIC_URL is the base of the setup link and turns on HSTS.
 """
 
 import json
@@ -113,8 +114,13 @@ def test_a_forged_forwarded_header_is_not_believed_without_trusted_proxies(start
     assert answers == [401] * 10 + [429]
 
 
-def test_a_trusted_proxy_forwards_the_client_address(start: Any) -> None:
-    site = start(POSTDESK_TRUSTED_PROXIES="127.0.0.1/32")
+def test_behind_a_trusted_https_proxy_the_forwarded_address_is_recorded(start: Any) -> None:
+    site = start(
+        POSTDESK_TRUSTED_PROXIES="127.0.0.1/32", POSTDESK_PUBLIC_URL="https://mail.example.com"
+    )
     assert site.recorded_ip(FORGED) == FORGED
     # The chain is read from the right: the hop the trusted proxy saw is the client.
     assert site.recorded_ip(f"192.0.2.1, {FORGED}") == FORGED
+    assert "https://mail.example.com/setup?token=" in site.process.logs()
+    with urllib.request.urlopen(f"{site.process.url}/healthz", timeout=5) as answer:  # noqa: S310
+        assert answer.headers.get_all("Strict-Transport-Security") == ["max-age=31536000"]

@@ -47,7 +47,7 @@ def run_server(host: str, port: int) -> None:
         if token:
             stderr.print(
                 "No administrator exists yet. Create one with this one-time link:\n"
-                f"  http://{host}:{port}/setup?token={token}"
+                f"  {rt.settings.public_url or f'http://{host}:{port}'}/setup?token={token}"
             )
         stderr.print(f"listening on http://{host}:{port}/ (Ctrl-C stops)")
         if worker is not None:

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postdesk import __version__
 from postdesk.http.errors import ErrorPage, install_error_handlers
+from postdesk.http.https import StrictTransportSecurity
 from postdesk.http.limits import BodySizeLimit
 from postdesk.services.access.sessions import SetupLink
 from postdesk.services.delivery import queue_health
@@ -52,6 +53,8 @@ def new_app(
     app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
+    if rt.settings.https_only:
+        app.add_middleware(StrictTransportSecurity)
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app

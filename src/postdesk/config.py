@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -27,6 +28,7 @@ class Settings:
     record_retention_days: int = 365
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
     lease_s: int = 60
+    public_url: str | None = None
 
     @property
     def key_file(self) -> Path:
@@ -35,6 +37,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def https_only(self) -> bool:
+        """The site is reached over HTTPS (a TLS-terminating proxy in front, say)."""
+        return self.public_url is not None and self.public_url.startswith("https://")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +63,7 @@ class Settings:
             record_retention_days=_positive_int(env, "POSTDESK_RECORD_RETENTION_DAYS", 365),
             retry_delays=_delays(env.get("POSTDESK_RETRY_DELAYS", "")),
             lease_s=_positive_int(env, "POSTDESK_LEASE_S", 60),
+            public_url=_public_url(env.get("POSTDESK_PUBLIC_URL", "")),
         )
 
 
@@ -90,6 +98,28 @@ def _delays(raw: str) -> tuple[int, ...]:
             hint="Example: 60,300,900,1800 (five attempts)",
         )
     return delays
+
+
+def _public_url(raw: str) -> str | None:
+    """An absolute http(s) URL without credentials, query or fragment, kept without its
+    trailing slash."""
+    value = raw.strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid or "@" in value or "?" in value or "#" in value:
+        # Never echo credentials someone put into the URL.
+        shown = f"{_scheme(value)}://…" if "@" in value else value
+        raise ConfigError(
+            "POSTDESK_PUBLIC_URL must be an absolute http:// or https:// URL without "
+            f"credentials, query or fragment, not {shown!r}",
+            hint="Example: https://mail.example.com (the address users and providers reach)",
+        )
+    return value.rstrip("/")
 
 
 def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -199,8 +199,10 @@ def test_postgresql_database_url(postgres_url: str, tmp_path: Path) -> None:
     assert not (tmp_path / "home" / "postdesk.db").exists()
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback only)
+def get_json(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (loopback only)
+    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
         return json.loads(response.read())
 
 
@@ -217,10 +219,10 @@ def test_serve_creates_its_home_answers_healthz_and_stops_on_ctrl_c(cli: Cli) ->
     try:
         startup = read_until(process.stderr, "listening on")
         [link] = [line.strip() for line in startup if "/setup?token=" in line]
-        health = wait_for_health(port)
-        assert health["status"] == "ok"
+        assert wait_for_health(port) == {"status": "ok", "mail_service_configured": False}
+        admin_token = cli("token", "create", "--name", "ops", "--scope", "admin").stdout.strip()
+        health = get_json(f"http://127.0.0.1:{port}/healthz", admin_token)
         assert health["database"] == "ok"
-        assert health["mail_service_configured"] is False
         assert health["worker"]["running"] is True
         assert (cli.home / "postdesk.db").is_file()
         assert stat.S_IMODE((cli.home / "secret.key").stat().st_mode) == 0o600

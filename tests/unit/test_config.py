@@ -47,3 +47,40 @@ def test_bad_values_are_config_errors(tmp_path: Path, name: str, value: str) -> 
         Settings.from_env({"POSTDESK_HOME": str(tmp_path), name: value})
     assert name in caught.value.message
     assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "public_url", "https_only"),
+    [
+        ("https://mail.example.com/", "https://mail.example.com", True),
+        ("http://127.0.0.1:8700", "http://127.0.0.1:8700", False),
+        ("https://example.com/postdesk", "https://example.com/postdesk", True),
+        ("", None, False),
+    ],
+)
+def test_the_public_url_is_read(
+    tmp_path: Path, raw: str, public_url: str | None, https_only: bool
+) -> None:
+    settings = Settings.from_env({"POSTDESK_HOME": str(tmp_path), "POSTDESK_PUBLIC_URL": raw})
+    assert (settings.public_url, settings.https_only) == (public_url, https_only)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mail.example.com",
+        "/postdesk",
+        "ftp://mail.example.com",
+        "https://",
+        "https://mail.example.com:port",
+        "https://mail.example.com/?next=/",
+        "https://mail.example.com/#top",
+        "https://admin:hunter2@mail.example.com",
+    ],
+)
+def test_a_bad_public_url_is_a_config_error_with_a_hint(tmp_path: Path, raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"POSTDESK_HOME": str(tmp_path), "POSTDESK_PUBLIC_URL": raw})
+    assert "POSTDESK_PUBLIC_URL" in caught.value.message
+    assert caught.value.hint and "https://" in caught.value.hint
+    assert "hunter2" not in caught.value.message

@@ -38,14 +38,16 @@ def run_server(host: str, port: int) -> None:
             install_submit_hook(rt)  # Celery workers send the mail: tell them of each one
         link = SetupLink()
         app = create_site(rt, worker=worker, setup_link=link)
-        config = uvicorn.Config(app, host=host, port=port, log_level="info")
+        # postdesk reads X-Forwarded-For itself, from POSTDESK_TRUSTED_PROXIES only
+        # (http.deps.peer_ip); uvicorn's own handling would believe any loopback client.
+        config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
         logging.getLogger("uvicorn.access").addFilter(_RedactSetupToken())
         stderr.print(f"postdesk {__version__}: data in {escape(str(rt.settings.home))}")
         token = link.issue(rt)
         if token:
             stderr.print(
                 "No administrator exists yet. Create one with this one-time link:\n"
-                f"  http://{host}:{port}/setup?token={token}"
+                f"  {rt.settings.public_url or f'http://{host}:{port}'}/setup?token={token}"
             )
         stderr.print(f"listening on http://{host}:{port}/ (Ctrl-C stops)")
         if worker is not None:

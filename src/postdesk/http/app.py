@@ -16,7 +16,9 @@ from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postdesk import __version__
+from postdesk.http.deps import OptionalCallerDep
 from postdesk.http.errors import ErrorPage, install_error_handlers
+from postdesk.http.https import StrictTransportSecurity
 from postdesk.http.limits import BodySizeLimit
 from postdesk.services.access.sessions import SetupLink
 from postdesk.services.delivery import queue_health
@@ -52,24 +54,31 @@ def new_app(
     app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
+    if rt.settings.https_only:
+        app.add_middleware(StrictTransportSecurity)
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app
 
 
-def healthz(request: Request) -> JSONResponse:
-    """Database reachability, the worker, held senders and whether mail is configured."""
+def healthz(request: Request, caller: OptionalCallerDep) -> JSONResponse:
+    """For a load balancer: ``status`` and ``mail_service_configured``, 200 or 503. An
+    administrator (session or admin token) also gets the database, queue, held senders
+    with the servers' replies, the worker and the version."""
     rt: Runtime = request.app.state.rt
-    worker: WorkerState | None = request.app.state.worker
-    body: dict[str, Any] = {"status": "ok", "version": __version__}
     report = health_report(rt)
     if report is None:
-        body.update(status="unavailable", database="unreachable")
-        return JSONResponse(body, status_code=503)
-    body.update(report)
-    body["worker"] = worker.state() if worker is not None else {"running": False}
-    if body["held_senders"]:
-        body["status"] = "degraded"
+        # Nobody can be recognised without the database: the short answer for everyone.
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    status = "degraded" if report["held_senders"] else "ok"
+    body: dict[str, Any] = {
+        "status": status,
+        "mail_service_configured": report["mail_service_configured"],
+    }
+    if caller is not None and caller.is_admin:
+        worker: WorkerState | None = request.app.state.worker
+        body.update(report, version=__version__)
+        body["worker"] = worker.state() if worker is not None else {"running": False}
     return JSONResponse(body)
 
 

@@ -53,6 +53,18 @@ def get_caller(request: Request, rt: RuntimeDep) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+def find_caller(request: Request, rt: RuntimeDep) -> Caller | None:
+    """``get_caller`` for a public answer that says more to some callers: ``None`` for
+    anonymous requests and unknown tokens, never a 401."""
+    try:
+        return get_caller(request, rt)
+    except UnauthorizedError:
+        return None
+
+
+OptionalCallerDep = Annotated[Caller | None, Depends(find_caller)]
+
+
 def require_admin(caller: CallerDep) -> Caller:
     if not caller.is_admin:
         raise ForbiddenError(

@@ -8,6 +8,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from postdesk.errors import TooFrequentError
 from postdesk.http.deps import SESSION_COOKIE, peer_ip
+from postdesk.http.https import served_over_https
 from postdesk.services.access.sessions import SESSION_LIFETIME, Login
 from postdesk.services.runtime import Runtime
 
@@ -22,14 +23,14 @@ def count_login_attempt(request: Request, rt: Runtime) -> None:
 
 
 def set_session_cookie(request: Request, response: Response, login: Login) -> None:
-    """The session cookie: HttpOnly, SameSite=Lax, Secure over HTTPS."""
+    """The session cookie: HttpOnly, SameSite=Lax, Secure over HTTPS (``served_over_https``)."""
     response.set_cookie(
         SESSION_COOKIE,
         login.cookie,
         max_age=int(SESSION_LIFETIME.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=served_over_https(request),
         path="/",
     )
 

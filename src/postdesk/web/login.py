@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from postdesk.errors import PostdeskError, TooFrequentError, UnauthorizedError
 from postdesk.http.deps import SESSION_COOKIE, RuntimeDep
+from postdesk.http.https import served_over_https
 from postdesk.http.login import clear_session_cookie, count_login_attempt, set_session_cookie
 from postdesk.services.access.sessions import log_in, log_out
 from postdesk.web.session import (
@@ -84,7 +85,7 @@ def _form(
         csrf,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=served_over_https(request),
         path="/login",
     )
     return response

@@ -20,6 +20,7 @@ from postdesk.http.deps import OptionalCallerDep
 from postdesk.http.errors import ErrorPage, install_error_handlers
 from postdesk.http.https import StrictTransportSecurity
 from postdesk.http.limits import BodySizeLimit
+from postdesk.services.access.login_guard import LoginGuard
 from postdesk.services.access.sessions import SetupLink
 from postdesk.services.delivery import queue_health
 from postdesk.services.health import health_report
@@ -52,6 +53,7 @@ def new_app(
     app.state.worker = worker
     app.state.setup_link = setup_link or SetupLink()
     app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
+    app.state.login_guard = LoginGuard(lambda: rt.clock())  # rt.clock may be replaced
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
     if rt.settings.https_only:

@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from postdesk.errors import PostdeskError, TooFrequentError, UnauthorizedError
 from postdesk.http.deps import SESSION_COOKIE, RuntimeDep
 from postdesk.http.https import served_over_https
-from postdesk.http.login import clear_session_cookie, count_login_attempt, set_session_cookie
-from postdesk.services.access.sessions import log_in, log_out
+from postdesk.http.login import attempt_login, clear_session_cookie, set_session_cookie
+from postdesk.services.access.sessions import log_out
 from postdesk.web.session import (
     LOGIN_CSRF_COOKIE,
     FormSessionDep,
@@ -40,8 +40,7 @@ def login_submit(
     target = local_path(next)
     try:
         check_login_csrf(request, csrf_token)
-        count_login_attempt(request, rt)
-        session = log_in(rt, username, password)
+        session = attempt_login(request, rt, username, password)
     except (UnauthorizedError, TooFrequentError) as exc:
         status = 429 if isinstance(exc, TooFrequentError) else 401
         return _form(request, next_path=target, status=status, error=exc, username=username)

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 
 from postdesk.api.schemas import LoginBody
 from postdesk.http.deps import SESSION_COOKIE, CallerDep, RuntimeDep
-from postdesk.http.login import clear_session_cookie, count_login_attempt, set_session_cookie
-from postdesk.services.access.sessions import log_in, log_out
+from postdesk.http.login import attempt_login, clear_session_cookie, set_session_cookie
+from postdesk.services.access.sessions import log_out
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -15,8 +15,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post("/login")
 def login(body: LoginBody, request: Request, response: Response, rt: RuntimeDep) -> dict[str, str]:
     """Log in; the answer carries the CSRF token, the cookie carries the session."""
-    count_login_attempt(request, rt)
-    login = log_in(rt, body.username, body.password)
+    login = attempt_login(request, rt, body.username, body.password)
     set_session_cookie(request, response, login)
     return {"csrf_token": login.csrf_token}
 

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from postdesk.errors import ForbiddenError, UnauthorizedError
 from postdesk.services.access.admins import admin_exists, check_admin_password, create_admin
 from postdesk.services.access.callers import Caller
+from postdesk.services.access.login_guard import LoginGuard
 from postdesk.services.runtime import Runtime
 from postdesk.storage.models import AdminSession
 
@@ -31,8 +32,19 @@ class SessionCaller:
     csrf_token: str
 
 
-def log_in(rt: Runtime, username: str, password: str) -> Login:
-    admin_id = check_admin_password(rt, username, password)
+def log_in(rt: Runtime, username: str, password: str, *, guard: LoginGuard | None = None) -> Login:
+    """A new session for the administrator; with ``guard``, failures of the user name back
+    off and the password check waits for a free slot."""
+    if guard is not None:
+        guard.before(username)
+        with guard.check_slot():
+            admin_id = check_admin_password(rt, username, password)
+        if admin_id is None:
+            guard.failed(username)
+        else:
+            guard.succeeded(username)
+    else:
+        admin_id = check_admin_password(rt, username, password)
     if admin_id is None:
         raise UnauthorizedError(
             "Wrong user name or password.", hint="Check both; names are case-sensitive."

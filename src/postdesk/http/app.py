@@ -17,9 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postdesk import __version__
 from postdesk.http.deps import OptionalCallerDep
+from postdesk.http.docs import install_docs
 from postdesk.http.errors import ErrorPage, install_error_handlers
 from postdesk.http.https import StrictTransportSecurity
 from postdesk.http.limits import BodySizeLimit
+from postdesk.http.security import SecurityHeaders
 from postdesk.services.access.login_guard import LoginGuard
 from postdesk.services.access.sessions import SetupLink
 from postdesk.services.delivery import queue_health
@@ -46,7 +48,7 @@ def new_app(
         version=__version__,
         summary="Outgoing-mail desk: senders, default sender, test mail, queue, sending records.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by postdesk.http.docs, without a CDN
         redoc_url=None,
     )
     app.state.rt = rt
@@ -56,8 +58,10 @@ def new_app(
     app.state.login_guard = LoginGuard(lambda: rt.clock())  # rt.clock may be replaced
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)
     if rt.settings.https_only:
         app.add_middleware(StrictTransportSecurity)
+    install_docs(app, f"{API_PREFIX}/openapi.json")
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_api_route("/metrics", metrics, include_in_schema=False)
     return app

@@ -9,7 +9,6 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from postdesk.web import login, mailbox, records, setup
-from postdesk.web.security import SecurityHeaders
 from postdesk.web.session import LoginRequiredError
 from postdesk.web.templating import STATIC_DIR, redirect, render
 
@@ -17,8 +16,7 @@ PAGE_ROUTERS = (login.router, setup.router, mailbox.router, records.router)
 
 
 def install_pages(app: FastAPI) -> None:
-    """Mount the pages, their static files and their headers on ``app``."""
-    app.add_middleware(SecurityHeaders)
+    """Mount the pages and their static files on ``app`` (the base app adds their headers)."""
     app.add_exception_handler(LoginRequiredError, _to_login)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in PAGE_ROUTERS:

@@ -22,8 +22,6 @@ PAGE_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
 )
-# Swagger UI loads its script from a CDN and runs inline code: it keeps FastAPI's defaults.
-_EXEMPT_PREFIXES = ("/api/docs",)
 
 
 class SecurityHeaders:
@@ -33,7 +31,7 @@ class SecurityHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_EXEMPT_PREFIXES):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 

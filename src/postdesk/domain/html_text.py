@@ -36,9 +36,6 @@ _RAW_TEXT = re.compile(r"<(script|style|title)\b.*?(?:</\1\s*>|\Z)", re.I | re.S
 _PARAGRAPH_RUN = re.compile("\x02[ \x01\x02]*+")
 _BLOCK_RUN = re.compile("\x01[ \x01]*+")
 _EXTRA_BLANK_LINES = re.compile("\n\n\n++")
-# Block marks right before a paragraph mark; the lookbehind makes a long run of block marks
-# one attempt, not one per mark.
-_BLOCKS_BEFORE_PARAGRAPH = re.compile("(?<!\x01)\x01++(?=\x02)")
 
 # The most HTML converted, in characters. A report mail is a few to a few hundred KB, so
 # this converts every real one whole, while 1 MiB, however crafted, converts in a fraction
@@ -132,8 +129,9 @@ def _tokens(body: str) -> list[str]:
 def _line_breaks(text: str) -> str:
     """Turn the markers of a whitespace-collapsed text into line breaks."""
     text = text.replace(f" {_PARAGRAPH}", _PARAGRAPH)
-    if f"{_BLOCK}{_PARAGRAPH}" in text:
-        text = _BLOCKS_BEFORE_PARAGRAPH.sub("", text)
+    if f"{_BLOCK}{_PARAGRAPH}" in text:  # a paragraph mark absorbs the block marks before it
+        *paragraphs, last = text.split(_PARAGRAPH)
+        text = _PARAGRAPH.join([*(part.rstrip(_BLOCK) for part in paragraphs), last])
     text = _BLOCK_RUN.sub("\n", _PARAGRAPH_RUN.sub("\n\n", text)).replace(_BREAK, "\n")
     text = text.replace(" \n", "\n").replace("\n ", "\n")
     if "\n\n\n" in text:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["html_to_text"]
+__all__ = ["CUT_NOTE", "MAX_CONVERTED_HTML", "html_to_text"]
 
 # One re.split() tokenises every tag; the tag names are mapped to line-break markers with
 # C-level map() and joined, so the cost per tag stays a few dozen nanoseconds. Markers are
@@ -17,12 +17,16 @@ _BLOCK, _PARAGRAPH, _BREAK, _KEPT_SPACE = "\x01", "\x02", "\x03", "\x04"
 _MARKER_CHARACTERS = (_BLOCK, _PARAGRAPH, _BREAK, _KEPT_SPACE)
 _NO_MARKERS = dict.fromkeys(map(ord, _MARKER_CHARACTERS))
 _TAG = re.compile(r"<(/?[A-Za-z!?][A-Za-z0-9:_-]*+)([^>]*+)>")
-# The same with quoted attribute values, which may hold ">"; an unterminated quote falls
-# back to the first ">". Slower: used only when _TAG left a ">" in the text.
+# The same with quoted attribute values, which may hold ">"; a quote that nothing closes is
+# an ordinary character. Slower: used only when _TAG left a ">" in the text.
 _QUOTED_TAG = re.compile(
-    r"""<(/?[A-Za-z!?][A-Za-z0-9:_-]*+)"""
-    r"""([^>"']*+(?:(?:"[^"]*+"|'[^']*+')[^>"']*+)*+|[^>]*+)>"""
+    r"""<(/?[A-Za-z!?][A-Za-z0-9:_-]*+)((?:[^>"']++|"[^"]*+"|'[^']*+'|["'])*+)>"""
 )
+# Both tag patterns are split over the HTML up to its last ">" only: there every "<" and
+# name starts a tag that matches (at the latest at that ">"), so the regex engine never
+# scans the rest of the input for a ">" that is not there and then tries again at the next
+# "<" — which made an unclosed "<a" repeated a few thousand times take seconds. Each
+# character is then read a bounded number of times: the work is linear in the input.
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _HREF = re.compile(r"""(?<![\w-])href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
 _RAW_TEXT = re.compile(r"<(script|style|title)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
@@ -32,6 +36,13 @@ _RAW_TEXT = re.compile(r"<(script|style|title)\b.*?(?:</\1\s*>|\Z)", re.I | re.S
 _PARAGRAPH_RUN = re.compile("\x02[ \x01\x02]*+")
 _BLOCK_RUN = re.compile("\x01[ \x01]*+")
 _EXTRA_BLANK_LINES = re.compile("\n\n\n++")
+
+# The most HTML converted, in characters. A report mail is a few to a few hundred KB, so
+# this converts every real one whole, while 1 MiB, however crafted, converts in a fraction
+# of a second; the text of a longer body is cut there and says so, so that one huge body
+# cannot hold a worker for long. The HTML part itself is always sent whole.
+MAX_CONVERTED_HTML = 1024 * 1024
+CUT_NOTE = "[The rest of this message is in its HTML version.]"
 
 
 def _tag_markers() -> dict[str, str]:
@@ -63,8 +74,15 @@ def html_to_text(body: str) -> str:
     Paragraphs and headings are separated by a blank line, blocks and ``<br>`` start a new
     line, list items start with "- ", table cells are separated by spaces, links read
     "text (url)"; comments, scripts, styles and the head are dropped and entities decoded.
+    Only the first ``MAX_CONVERTED_HTML`` characters are converted; the text of a longer
+    body ends with ``CUT_NOTE``.
     """
-    return _to_text(body, reparse=True)
+    if len(body) <= MAX_CONVERTED_HTML:
+        return _to_text(body, reparse=True)
+    cut = body[:MAX_CONVERTED_HTML]
+    if cut.rfind("<") > cut.rfind(">"):  # not half a tag
+        cut = cut[: cut.rfind("<")]
+    return f"{_to_text(cut, reparse=True)}\n\n{CUT_NOTE}".lstrip()
 
 
 def _to_text(body: str, *, reparse: bool) -> str:
@@ -97,19 +115,23 @@ def _tokens(body: str) -> list[str]:
         body = _COMMENT.sub("", body)
     if body[:20].lstrip()[:9].lower() == "<!doctype":
         body = body[body.find(">") + 1 :]
-    parts = _TAG.split(body)
+    end = body.rfind(">") + 1  # no tag after the last ">"
+    tagged = body[:end]
+    parts = _TAG.split(tagged)
     # Each tag ends at its first ">": any other ">" is in the text, or in a quoted attribute
     # value that _TAG cut short.
-    if body.count(">") > len(parts) // 3:
-        parts = _QUOTED_TAG.split(body)
+    if tagged.count(">") > len(parts) // 3:
+        parts = _QUOTED_TAG.split(tagged)
+    parts[-1] += body[end:]
     return parts
 
 
 def _line_breaks(text: str) -> str:
     """Turn the markers of a whitespace-collapsed text into line breaks."""
     text = text.replace(f" {_PARAGRAPH}", _PARAGRAPH)
-    while f"{_BLOCK}{_PARAGRAPH}" in text:
-        text = text.replace(f"{_BLOCK}{_PARAGRAPH}", _PARAGRAPH)
+    if f"{_BLOCK}{_PARAGRAPH}" in text:  # a paragraph mark absorbs the block marks before it
+        *paragraphs, last = text.split(_PARAGRAPH)
+        text = _PARAGRAPH.join([*(part.rstrip(_BLOCK) for part in paragraphs), last])
     text = _BLOCK_RUN.sub("\n", _PARAGRAPH_RUN.sub("\n\n", text)).replace(_BREAK, "\n")
     text = text.replace(" \n", "\n").replace("\n ", "\n")
     if "\n\n\n" in text:
@@ -135,7 +157,7 @@ def _rework(parts: list[str], names: list[str], found: str, special: set[str]) -
     if "pre" in special:
         _keep_preformatted(parts, names)
     if "a" in special:
-        _spell_out_links(parts, names, _indexes(found, "a"))
+        _spell_out_links(parts, _links(names, found))
     return True
 
 
@@ -143,9 +165,12 @@ def _indexes(found: str, name: str) -> list[int]:
     """Where the tag ``name`` occurs in the list of tags that ``found`` joins with NULs."""
     needle = f"\0{name}\0"
     indexes: list[int] = []
+    index, counted = 0, 0  # the NULs before ``counted`` number ``index``
     at = found.find(needle)
     while at >= 0:
-        indexes.append(found.count("\0", 0, at))
+        index += found.count("\0", counted, at)
+        counted = at
+        indexes.append(index)
         at = found.find(needle, at + 1)
     return indexes
 
@@ -203,10 +228,27 @@ def _keep_preformatted(parts: list[str], names: list[str]) -> None:
             parts[3 * index + 3] = text.replace(" ", _KEPT_SPACE).replace("\n", _BREAK)
 
 
-def _spell_out_links(parts: list[str], names: list[str], starts: list[int]) -> None:
-    for start in starts:
-        end = _closing(names, start, "a")
-        found = _HREF.search(parts[3 * start + 2]) if end < len(names) else None
+def _links(names: list[str], found: str) -> list[tuple[int, int]]:
+    """``(<a>, </a>)`` tag indexes of each visible link closed before the next one opens.
+
+    Links do not nest: an ``<a>`` whose ``</a>`` comes only after another ``<a>`` is left
+    as it reads. One walk over both lists, however many links are left open.
+    """
+    starts = [index for index in _indexes(found, "a") if names[index] == "a"]
+    ends = (index for index in _indexes(found, "/a") if names[index] == "/a")
+    end, never = -1, len(names)
+    links: list[tuple[int, int]] = []
+    for start, following in zip(starts, [*starts[1:], never], strict=True):
+        while end < start:
+            end = next(ends, never)
+        if end < following:
+            links.append((start, end))
+    return links
+
+
+def _spell_out_links(parts: list[str], links: list[tuple[int, int]]) -> None:
+    for start, end in links:
+        found = _HREF.search(parts[3 * start + 2])
         if found is None or found.lastindex is None:
             continue
         url = " ".join(found.group(found.lastindex).split())

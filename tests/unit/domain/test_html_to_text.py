@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postdesk.domain.html_text import html_to_text
+from postdesk.domain.html_text import CUT_NOTE, MAX_CONVERTED_HTML, html_to_text
 
 
 @pytest.mark.parametrize(
@@ -262,3 +265,97 @@ def test_any_input_gives_clean_text(html: str) -> None:
     assert text == text.strip()
     assert "\n\n\n" not in text
     assert not any(line != line.strip(" ") for line in text.split("\n") if line.strip())
+
+
+# --- bounded, linear work -----------------------------------------------------------------
+
+
+def test_a_long_body_is_converted_up_to_the_limit_and_says_so() -> None:
+    row = "<p>Row</p>\n"
+    text = html_to_text(row * (2 * MAX_CONVERTED_HTML // len(row)))
+    assert text.endswith(f"Row\n\n{CUT_NOTE}")
+    assert text.count("Row") == MAX_CONVERTED_HTML // len(row)
+    assert "<" not in text  # the cut leaves no half tag behind
+
+
+def test_a_body_at_the_limit_is_converted_whole() -> None:
+    html = "<p>Row</p>" + " " * (MAX_CONVERTED_HTML - 10)
+    assert html_to_text(html) == "Row"
+
+
+def best_time(html: str, repeats: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()  # not the time other processes take the CPU
+        html_to_text(html)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+# Four times the input takes about four times as long when the work is linear, sixteen
+# times when it is quadratic. A ratio of CPU times (the best of several runs, measured up
+# to five times) absorbs the speed of the machine and most of its noise.
+GROWTH_LIMIT = 8.0
+
+
+def growth(html: Callable[[int], str], n: int) -> float:
+    small, large = html(n), html(4 * n)
+    ratios = []
+    for _ in range(5):
+        ratios.append(best_time(large) / best_time(small))
+        if ratios[-1] < GROWTH_LIMIT:
+            break
+    return min(ratios)
+
+
+ADVERSARIAL = {
+    "unclosed-tags": "<a",
+    "unclosed-comments": "<!--",
+    "unclosed-quotes": '<a href="',
+    "quoted-gt-then-a-stray-quote": '<a t="x>" ',
+    "links-closed-once": "<a href=x>y",
+    "unclosed-links": "<a href=x>",
+    "blocks-before-a-paragraph": "<div>",
+    "unclosed-scripts": "<script>",
+    "unclosed-end-tags": "</script ",
+    "heads": "<head><meta x>",
+    "entity-fragments": "&#x4E&am&",
+}
+ADVERSARIAL_ENDS = {
+    "quoted-gt-then-a-stray-quote": '" a > b',
+    "links-closed-once": "</a>",
+    "blocks-before-a-paragraph": "<p>x",
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_adversarial_input_takes_linear_time(name: str) -> None:
+    unit, end = ADVERSARIAL[name], ADVERSARIAL_ENDS.get(name, "")
+    assert growth(lambda n: unit * n + end, 40_000 // len(unit)) < GROWTH_LIMIT
+
+
+def test_deep_nesting_takes_linear_time() -> None:
+    def nested(n: int) -> str:
+        return '<div><span title="a > b">' * n + "x" + "</span></div>" * n
+
+    assert growth(nested, 1_000) < GROWTH_LIMIT
+
+
+html_pieces = st.sampled_from(
+    [
+        "<", ">", '"', "'", "=", "&", ";", "&amp", "&#", "&#x4E", "&nbsp;", " ", "\n", "x",
+        "word", "<a", "<a href=", '<a href="https://x.example/">', "</a>", "<p>", "</p>",
+        "<div>", "</div>", "<br>", "<li>", "<pre>", "</pre>", "<!--", "-->", "<!DOCTYPE html>",
+        "<script>", "</script>", "<style>", "</style>", "<title>", "<head>", "</head>",
+        "<template>", "</template>", "<?xml", "<b title='a > b'>", "\x01", "\x02",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(html_pieces, min_size=1, max_size=12).map("".join))
+def test_any_html_like_text_converts_in_linear_time(fragment: str) -> None:
+    assert isinstance(html_to_text(fragment), str)
+    # The same text repeated is where a rescan costs most.
+    repeats = max(1, 4_000 // len(fragment))
+    assert growth(lambda n: fragment * n, repeats) < GROWTH_LIMIT

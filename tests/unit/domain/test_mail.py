@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
 from postdesk.domain.attachments import AttachmentPart, MailContentError, encode_attachment
+from postdesk.domain.html_text import CUT_NOTE
 from postdesk.domain.mail import (
     TEST_MAIL_SENTENCE,
     TEST_MAIL_SUBJECT,
@@ -166,6 +167,16 @@ def test_the_same_html_twice_gives_the_same_text_and_big_html_works() -> None:
     assert text_of(parse(first), "plain") == text_of(parse(second), "plain")
     big = "<p>Row</p>\n" * 30_000  # over the size the generated text is cached for
     assert text_of(parse(build(html=big, text=None)), "plain").count("Row") == 30_000
+
+
+def test_a_huge_adversarial_html_body_builds_with_a_cut_text_part() -> None:
+    html = "<p>Report</p>" + "<a" * (1024 * 1024)  # 2 MiB of tags that never close
+    message = parse(build(html=html, text=None))
+    text = text_of(message, "plain")
+    assert text.startswith("Report\n\n<a<a")
+    assert text.endswith(f"<a\n\n{CUT_NOTE}\n")
+    assert len(text) < len(html) // 2 + 1000
+    assert text_of(message, "html") == f"{html}\n"
 
 
 def test_html_and_text_are_both_kept_as_given() -> None:

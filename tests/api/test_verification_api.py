@@ -1,6 +1,7 @@
 """Verification codes over the API: throttled, hashed, expiring, single use, 5 guesses."""
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -8,8 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as senders
 from postdesk.storage.models import Message, VerificationCode
+from tests.support.smtp import SmtpTestServer, sender_fields
 
 
 class FakeClock:
@@ -137,3 +141,78 @@ def test_bad_address_is_422(
     answer = client.post("/api/v1/verification-codes", json={"email": "nope"}, headers=sender_token)
     assert answer.status_code == 422
     assert "email" in answer.json()["error"]["fields"]
+
+
+def code_mail_row(rt: Runtime, message_id: int) -> Message:
+    with rt.transaction() as session:
+        row = session.get(Message, message_id)
+        assert row is not None
+        return row
+
+
+def shown_by_records(client: TestClient, admin: dict[str, str], record_id: int) -> str:
+    """Everything the records API shows of the record: its page, its detail and the CSV."""
+    listed = client.get("/api/v1/records", headers=admin)
+    detail = client.get(f"/api/v1/records/{record_id}", headers=admin)
+    csv = client.get("/api/v1/records.csv", headers=admin)
+    assert [r.status_code for r in (listed, detail, csv)] == [200, 200, 200]
+    assert detail.json()["kind"] == "verification_code"
+    return f"{listed.text} {detail.text} {csv.text}"
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status"), [(None, "sent"), ("550 5.1.1 No such user", "failed")]
+)
+def test_once_sent_or_failed_the_record_keeps_no_readable_code(
+    client: TestClient,
+    rt: Runtime,
+    admin: dict[str, str],
+    sender_token: dict[str, str],
+    smtp_server: Callable[..., SmtpTestServer],
+    refusal: str | None,
+    status: str,
+) -> None:
+    server = smtp_server(refuse={"u@example.org": refusal} if refusal else {})
+    sender = senders.create_sender(rt, sender_fields(server.sender()))
+    senders.set_default_sender(rt, sender.id)
+    answer = client.post(
+        "/api/v1/verification-codes", json={"email": "u@example.org"}, headers=sender_token
+    )
+    assert answer.status_code == 202, answer.text
+    code = code_in_mail(rt)
+    [record] = client.get("/api/v1/records", headers=admin).json()["items"]
+    assert code not in shown_by_records(client, admin, record["id"])
+
+    [delivered] = drain_once(rt, worker_id="worker-1", limit=10).delivered
+
+    assert delivered.status == status
+    if status == "sent":
+        [received] = server.messages
+        assert code in received.content.decode()
+    row = code_mail_row(rt, record["id"])
+    assert (row.status, row.kind, row.html, row.text) == (status, "verification_code", None, None)
+    assert code not in f"{row.subject} {row.error_message} {row.error_hint}"
+    assert code not in shown_by_records(client, admin, record["id"])
+
+
+def test_a_code_waiting_for_a_retry_keeps_its_body_and_a_deleted_sender_blanks_it(
+    client: TestClient,
+    rt: Runtime,
+    sender_token: dict[str, str],
+    smtp_server: Callable[..., SmtpTestServer],
+) -> None:
+    server = smtp_server(replies={"DATA": ["451 4.7.1 Try later"]})
+    sender = senders.create_sender(rt, sender_fields(server.sender()))
+    senders.set_default_sender(rt, sender.id)
+    client.post("/api/v1/verification-codes", json={"email": "u@example.org"}, headers=sender_token)
+    code = code_in_mail(rt)
+
+    [delivered] = drain_once(rt, worker_id="worker-1", limit=10).delivered
+    assert delivered.status == "retrying"
+    assert code in (code_mail_row(rt, delivered.id).text or "")  # needed for the retry
+
+    senders.delete_sender(rt, sender.id)
+    row = code_mail_row(rt, delivered.id)
+    assert (row.status, row.error_code, row.html, row.text) == (
+        "failed", "sender_deleted", None, None,
+    )  # fmt: skip

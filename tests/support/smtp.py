@@ -24,6 +24,10 @@ Fixtures
         AUTH in plain text answers ``538 5.7.11 Encryption required``. Default False.
     ``auth_mechanisms``
         The mechanisms offered, default ``("PLAIN", "LOGIN")``; ``()`` offers none.
+    ``auth_echo``
+        ``(login, password) -> str``: the reply to a failed login, built from what the
+        client sent, decoded (``"535 5.7.8 {password} is wrong"``, like a server that
+        quotes the credentials back). Default: aiosmtpd's ``535 5.7.8``.
     ``size_limit``
         Announced as ``SIZE n`` and enforced (552 beyond it). Default: no SIZE.
     ``smtputf8``
@@ -116,6 +120,7 @@ class ServerOptions:
     credentials: tuple[str, str] | None = None
     auth_requires_tls: bool = False
     auth_mechanisms: Sequence[str] = ("PLAIN", "LOGIN")
+    auth_echo: Callable[[str, str], str] | None = None
     size_limit: int | None = None
     smtputf8: bool = True
     replies: Mapping[str, Sequence[str | None]] = field(default_factory=dict)
@@ -210,7 +215,10 @@ class SmtpTestServer:
         self.logins.append((mechanism, login))
         expected = self.options.credentials
         given = (login, auth_data.password.decode("utf-8", "replace"))
-        return AuthResult(success=expected is not None and given == expected, handled=False)
+        success = expected is not None and given == expected
+        echo = self.options.auth_echo
+        message = echo(*given) if echo is not None and not success else None
+        return AuthResult(success=success, handled=False, message=message)
 
 
 class _PortZeroController(Controller):

@@ -11,6 +11,7 @@ import pytest
 
 from postdesk.errors import DeliveryError
 from postdesk.transport import send_message
+from tests.support.echoes import ECHO_FORMS, ECHO_LOGIN, ECHO_PASSWORD, echo_leaks
 from tests.support.mail import raw_mail
 from tests.support.smtp import SmtpTestServer
 
@@ -96,3 +97,25 @@ def test_sender_repr_hides_the_password(smtp_server: StartServer) -> None:
     server = smtp_server(credentials=(LOGIN, PASSWORD))
 
     assert PASSWORD not in repr(server.sender())
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+@pytest.mark.parametrize("form", ECHO_FORMS, ids=list(ECHO_FORMS))
+def test_a_password_echoed_in_any_encoding_is_redacted(
+    smtp_server: StartServer, mechanism: str, form: str
+) -> None:
+    server = smtp_server(
+        tls="starttls",
+        credentials=(ECHO_LOGIN, "what the server expects"),
+        auth_mechanisms=(mechanism,),
+        auth_echo=lambda _login, password: f"535 5.7.8 got {ECHO_FORMS[form](password)} no",
+    )
+    sender = server.sender(password=ECHO_PASSWORD)
+
+    with pytest.raises(DeliveryError) as caught:
+        send_message(sender, recipients=["alice@example.com"], message=raw_mail())
+
+    error = caught.value
+    assert error.message.startswith("535 5.7.8 got ") and "[redacted]" in error.message
+    texts = [error.message, error.hint or "", repr(error), json.dumps(error.to_dict())]
+    assert [echo_leaks(text) for text in texts] == [[]] * len(texts)

@@ -6,7 +6,17 @@ bad value is the same from the API, the CLI and the web UI.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+from postdesk.storage.models import MAX_ROW_ID
+
+# A row's id, in a body or in a path: beyond the id columns' range it is a 422 naming the
+# field, before any query (SQLite and PostgreSQL would each fail in their own way).
+RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 class Body(BaseModel):
@@ -38,7 +48,7 @@ class SenderPatchBody(SenderBody):
 
 class SenderTestBody(Body):
     to: str
-    sender_id: int | None = None
+    sender_id: RowId | None = None
     sender: SenderPatchBody | None = None
 
 
@@ -47,7 +57,7 @@ class SavedSenderTestBody(Body):
 
 
 class MailSettingsBody(Body):
-    default_sender_id: int | None
+    default_sender_id: RowId | None
 
 
 class TokenBody(Body):
@@ -69,7 +79,7 @@ class MessageBody(Body):
     subject: str
     html: str | None = None
     text: str | None = None
-    sender_id: int | None = None
+    sender_id: RowId | None = None
     template_name: str | None = None
     resources: list[str] = Field(default_factory=list)
     attachments: list[AttachmentBody] = Field(default_factory=list)

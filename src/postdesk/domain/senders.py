@@ -123,7 +123,8 @@ def check_port(value: Any) -> int:
 
 
 def check_encryption(value: Any) -> Encryption:
-    if value is None or value == "":
+    """Absent means TLS; an empty string is a choice left blank, not the default."""
+    if value is None:
         return Encryption.TLS
     try:
         return Encryption(str(value).strip().lower())

@@ -24,6 +24,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from postdesk.domain.status import MessageStatus, RecordKind
 
+# Ids are INTEGER columns: 32-bit on PostgreSQL, 64-bit on SQLite. A larger one names no row.
+MAX_ROW_ID = 2**31 - 1
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

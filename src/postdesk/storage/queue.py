@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
-from postdesk.domain.status import AttemptOutcome, MessageStatus
+from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.storage.models import Attachment, Attempt, Message, Sender
 
 _M = Message.__table__.c
@@ -91,6 +91,22 @@ _RENEW = (
 # (SQLite: the transaction already holds the database's write lock.)
 _LOCK_OWNED = select(Message.id).where(Message.id.in_(_ids()), _OWNED).with_for_update(of=Message)
 _BY_ID = Message.id == bindparam("w_id")
+
+
+def forgotten_codes(final: ColumnElement[bool] | None = None) -> dict[str, Any]:
+    """UPDATE values that blank a verification code mail's bodies, which hold the code.
+
+    Written with the outcome that makes the mail final (``final``, when the outcome is a
+    parameter): once sent or failed, no row keeps the code readable. Other kinds keep theirs.
+    """
+    code = Message.kind == RecordKind.VERIFICATION_CODE
+    forget = code if final is None else and_(code, final)
+    return {
+        "html": case((forget, None), else_=Message.html),
+        "text": case((forget, None), else_=Message.text),
+    }
+
+
 _WRITE_SENT = (
     update(Message)
     .where(_BY_ID, _OWNED)
@@ -106,6 +122,7 @@ _WRITE_SENT = (
         next_attempt_at=None,
         sent_at=_param("v_now", _M.sent_at),
         recipient_results=_param("v_results", _M.recipient_results),
+        **forgotten_codes(),
     )
 )
 _WRITE_UNSENT = (
@@ -122,6 +139,7 @@ _WRITE_UNSENT = (
         smtp_code=_param("v_smtp_code", _M.smtp_code),
         next_attempt_at=_param("v_next", _M.next_attempt_at),
         sent_at=_param("v_sent_at", _M.sent_at),
+        **forgotten_codes(_param("v_status", _M.status) == MessageStatus.FAILED),
     )
 )
 _ADD_ATTEMPTS = insert(Attempt)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from postdesk.domain.status import WAITING, MessageStatus
 from postdesk.storage.models import Admin, MailSettings, Message, Sender
+from postdesk.storage.queue import forgotten_codes
 
 
 def find_sender(session: Session, sender_id: int) -> Sender | None:
@@ -50,6 +51,7 @@ def fail_unfinished_messages(session: Session, sender_id: int, *, message: str, 
             error_code="sender_deleted",
             error_message=message,
             error_hint=hint,
+            **forgotten_codes(),
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -15,6 +15,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
+from urllib.parse import quote, quote_plus
 
 from postdesk.domain.diagnosis import (
     Condition,
@@ -49,15 +50,35 @@ def endpoint_of(sender: SenderSettings) -> Endpoint:
 
 
 def secrets_of(sender: SenderSettings) -> tuple[str, ...]:
-    """What must never appear in an error: the password, and its forms on the wire."""
+    """What must never appear in an error: the password, and its forms on the wire.
+
+    Those are the password itself, URL-encoded, and in base64 (standard and URL-safe, with
+    and without padding) alone (AUTH LOGIN), inside the AUTH PLAIN string (with and without
+    an authorisation identity) and at any offset of a longer base64 text. Longest first.
+    """
     if not sender.password:
         return ()
-    plain = f"\0{sender.login}\0{sender.password}".encode()
-    return (
-        sender.password,
-        base64.b64encode(sender.password.encode("utf-8")).decode("ascii"),
-        base64.b64encode(plain).decode("ascii"),
-    )
+    password, login = sender.password, sender.login
+    forms = {password, quote(password, safe=""), quote_plus(password)}
+    for text in (password, f"\0{login}\0{password}", f"{login}\0{login}\0{password}"):
+        forms.update(_base64_forms(text.encode("utf-8")))
+    forms.update(_base64_cores(password.encode("utf-8")))
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    encoded = (base64.b64encode(data).decode("ascii"), base64.urlsafe_b64encode(data).decode())
+    return {form for text in encoded for form in (text, text.rstrip("="))}
+
+
+def _base64_cores(data: bytes) -> set[str]:
+    """The base64 characters that carry only ``data``'s bits, wherever ``data`` starts."""
+    cores = set()
+    for shift in range(3):
+        start, end = -(-8 * shift // 6), 8 * (shift + len(data)) // 6
+        encoded = base64.b64encode(bytes(shift) + data).decode("ascii")[start:end]
+        cores.update({encoded, encoded.replace("+", "-").replace("/", "_")})
+    return cores
 
 
 def diagnose_for_sender(error: OSError, *, stage: Stage, sender: SenderSettings) -> DeliveryError:
@@ -212,11 +233,12 @@ def _build(
 def _scrub(text: str, secrets: Sequence[str]) -> str:
     """Remove secrets in case a server echoed one back in its reply.
 
-    Only whole tokens are replaced, and only secrets of a few characters or more: a
-    one-letter password would otherwise redact every word that contains that letter.
+    Every occurrence is replaced, inside words too (``pass=SECRET``, ``SECRET==``), in one
+    pass and regardless of case (a server may echo the URL-encoded form in either case);
+    only secrets of a few characters or more: a one-letter password would otherwise redact
+    every word that contains that letter.
     """
-    for secret in secrets:
-        if len(secret) >= _MIN_SCRUBBED:
-            pattern = rf"(?<![\w+/=]){re.escape(secret)}(?![\w+/=])"
-            text = re.sub(pattern, _REDACTED, text)
-    return text
+    scrubbed = [re.escape(secret) for secret in secrets if len(secret) >= _MIN_SCRUBBED]
+    if not scrubbed:
+        return text
+    return re.sub("|".join(scrubbed), _REDACTED, text, flags=re.IGNORECASE)

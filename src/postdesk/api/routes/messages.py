@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from postdesk.api.schemas import (
     BatchBody,
     MessageBody,
+    PathId,
     VerificationCheckBody,
     VerificationRequestBody,
 )
@@ -56,7 +57,7 @@ def submit_batch(
 
 
 @router.get("/messages/{message_id}")
-def status(message_id: int, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+def status(message_id: PathId, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     return service.get_message(rt, message_id, caller=caller).to_dict()
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from postdesk.api.schemas import PathId
 from postdesk.domain.records import RecordFilter
 from postdesk.http.deps import AdminDep, RuntimeDep
 from postdesk.services.records import export as record_export
@@ -57,5 +58,5 @@ def export_csv(rt: RuntimeDep, _caller: AdminDep, flt: FilterDep) -> StreamingRe
 
 
 @router.get("/{record_id}")
-def detail(record_id: int, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
+def detail(record_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return records.get_record(rt, record_id).to_dict()

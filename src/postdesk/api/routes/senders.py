@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from postdesk.api.schemas import (
     MailSettingsBody,
+    PathId,
     SavedSenderTestBody,
     SenderBody,
     SenderPatchBody,
@@ -48,26 +49,26 @@ def test_unsaved(
 
 
 @router.get("/senders/{sender_id}")
-def get_sender(sender_id: int, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
+def get_sender(sender_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.get_sender(rt, sender_id).to_dict()
 
 
 @router.patch("/senders/{sender_id}")
 def update_sender(
-    sender_id: int, body: SenderPatchBody, rt: RuntimeDep, _caller: AdminDep
+    sender_id: PathId, body: SenderPatchBody, rt: RuntimeDep, _caller: AdminDep
 ) -> dict[str, Any]:
     return service.update_sender(rt, sender_id, body.model_dump(exclude_unset=True)).to_dict()
 
 
 @router.delete("/senders/{sender_id}", status_code=204)
-def delete_sender(sender_id: int, rt: RuntimeDep, _caller: AdminDep) -> Response:
+def delete_sender(sender_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_sender(rt, sender_id)
     return Response(status_code=204)
 
 
 @router.post("/senders/{sender_id}/test")
 def test_saved(
-    sender_id: int,
+    sender_id: PathId,
     body: SavedSenderTestBody,
     request: Request,
     rt: RuntimeDep,

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from postdesk.api.schemas import TokenBody
+from postdesk.api.schemas import PathId, TokenBody
 from postdesk.http.deps import AdminDep, RuntimeDep
 from postdesk.services.access import tokens as service
 
@@ -24,6 +24,6 @@ def create_token(body: TokenBody, rt: RuntimeDep, _caller: AdminDep) -> dict[str
 
 
 @router.delete("/{token_id}", status_code=204)
-def delete_token(token_id: int, rt: RuntimeDep, _caller: AdminDep) -> Response:
+def delete_token(token_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_token(rt, token_id)
     return Response(status_code=204)

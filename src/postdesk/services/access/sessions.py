@@ -77,7 +77,8 @@ def find_session(rt: Runtime, cookie: str) -> SessionCaller | None:
 
 
 def check_csrf(expected: str, given: str | None) -> None:
-    if not given or not hmac.compare_digest(expected, given):
+    # compare_digest refuses str with non-ASCII characters: compare the UTF-8 bytes.
+    if not given or not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
         raise ForbiddenError(
             "Missing or wrong CSRF token.",
             hint="Send the csrf_token from POST /auth/login in the X-CSRF-Token header.",

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
 from postdesk.domain.status import AttemptOutcome, MessageStatus, Step, waiting_status
 from postdesk.services.delivery import metrics
-from postdesk.storage.queue import Claimed, OutcomeWrite, SenderState, update_owned
+from postdesk.storage.queue import (
+    Claimed,
+    OutcomeWrite,
+    SenderState,
+    forgotten_codes,
+    update_owned,
+)
 from postdesk.storage.rows import error_columns
 from postdesk.transport import SendReceipt
 
@@ -98,6 +104,7 @@ def fail_sender_deleted(
         "was sent.",
         "error_hint": "Send the mail again from another sender.",
         "smtp_code": None,
+        **forgotten_codes(),
     }
     if not update_owned(session, message.id, worker_id, values):
         return None

@@ -182,7 +182,17 @@ def _sender_id(check: _Checker) -> int | None:
 
 
 def _template_name(check: _Checker) -> str:
-    return (check.optional_text("template_name", limit=MAX_TEMPLATE_NAME) or "").strip()
+    name = check.optional_text("template_name", limit=MAX_TEMPLATE_NAME) or ""
+    _no_control_characters(check, "template_name", name)
+    return name.strip()
+
+
+def _no_control_characters(check: _Checker, key: str, value: str) -> None:
+    """Names shown in records, the CSV and logs are held to the rule of header values."""
+    try:
+        check_header_value(value)
+    except AddressError as exc:
+        check.fail(key, str(exc))
 
 
 def _resources(check: _Checker) -> tuple[str, ...]:
@@ -194,6 +204,7 @@ def _resources(check: _Checker) -> tuple[str, ...]:
         if len(text) > MAX_RESOURCE or not text.strip():
             check.fail(f"resources[{index}]", f"must be 1 to {MAX_RESOURCE} characters")
         else:
+            _no_control_characters(check, f"resources[{index}]", text)
             kept.append(text.strip())
     return tuple(kept)
 

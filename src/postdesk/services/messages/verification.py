@@ -2,7 +2,8 @@
 
 At most one code per address per 60 s (``too_frequent`` with Retry-After); codes are
 stored as keyed MACs, expire after 5 minutes, are single-use, and die after 5 wrong
-guesses (after which even the right code checks invalid).
+guesses (after which even the right code checks invalid). The mail's bodies, the only
+readable copy of a code, are blanked when its outcome is final (``storage.queue``).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def run_server(host: str, port: int) -> None:
         token = link.issue(rt)
         if token:
             stderr.print(
-                "No administrator exists yet. Create one with this one-time link:\n"
+                "No administrator exists yet. Create one with this one-time link, valid for 24 h:\n"
                 f"  {rt.settings.public_url or f'http://{host}:{port}'}/setup?token={token}"
             )
         stderr.print(f"listening on http://{host}:{port}/ (Ctrl-C stops)")

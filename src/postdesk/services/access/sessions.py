@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,6 +21,8 @@ from postdesk.services.runtime import Runtime
 from postdesk.storage.models import AdminSession
 
 SESSION_LIFETIME = timedelta(hours=12)
+# How long the setup link printed at start works.
+SETUP_LINK_LIFETIME = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -93,30 +98,45 @@ def log_out(rt: Runtime, cookie: str) -> None:
 class SetupLink:
     """The one-time link ``serve`` prints while no administrator exists.
 
-    The token lives in this process only; it is spent by the first administrator created.
+    The token lives in this process only, for ``SETUP_LINK_LIFETIME`` (a restart prints a
+    new one); it is spent by the first administrator created. Spending it is atomic:
+    of two requests racing with the same link, one creates the administrator.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        lifetime: timedelta = SETUP_LINK_LIFETIME,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._token: str | None = None
+        self._expires = 0.0
+        self._lifetime = lifetime.total_seconds()
+        self._monotonic = monotonic
+        self._spending = threading.Lock()
 
     def issue(self, rt: Runtime) -> str | None:
         if admin_exists(rt):
             return None
         self._token = secrets.token_urlsafe(24)
+        self._expires = self._monotonic() + self._lifetime
         return self._token
 
     def is_valid(self, token: str | None) -> bool:
-        return bool(self._token and token and hmac.compare_digest(self._token, token))
+        if not (self._token and token) or self._monotonic() >= self._expires:
+            return False
+        return hmac.compare_digest(self._token.encode(), token.encode("utf-8", "replace"))
 
     def use(self, rt: Runtime, token: str | None, username: str, password: str) -> int:
-        if not self.is_valid(token) or admin_exists(rt):
-            raise ForbiddenError(
-                "This setup link is no longer valid.",
-                hint="Create administrators with: postdesk admin create --username NAME",
-            )
-        admin_id = create_admin(rt, username, password)
-        self._token = None
-        return admin_id
+        with self._spending:
+            if not self.is_valid(token) or admin_exists(rt):
+                raise ForbiddenError(
+                    "This setup link is no longer valid.",
+                    hint="Create administrators with: postdesk admin create --username NAME",
+                )
+            admin_id = create_admin(rt, username, password)
+            self._token = None
+            return admin_id
 
 
 def _hash(cookie: str) -> str:

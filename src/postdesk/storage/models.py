@@ -121,6 +121,9 @@ class ApiToken(Base):
     """An API token (scope ``admin`` or ``send``); only its SHA-256 hash is kept."""
 
     __tablename__ = "api_tokens"
+    # Ids are never reused (SQLite would reuse the highest after a delete): idempotency
+    # keys are scoped by token id, and a new token must not inherit a deleted one's.
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (declarative config)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -12,6 +12,7 @@ from postdesk.services.access.callers import Caller
 from postdesk.services.access.sessions import check_csrf, find_session
 from postdesk.services.access.tokens import authenticate_token
 from postdesk.services.runtime import Runtime
+from postdesk.storage.models import MAX_ROW_ID
 
 SESSION_COOKIE = "postdesk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -123,3 +124,13 @@ def _is_in(
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+def row_id(text: str | None) -> int | None:
+    """The row id ``text`` names, or ``None`` when it cannot name one: not digits, or past
+    the range of the databases' id columns (a bigger number would fail in the query)."""
+    value = (text or "").strip()
+    if not value.isdigit() or len(value) > 10:
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ROW_ID else None

@@ -22,7 +22,7 @@ from postdesk.errors import (
     NotFoundError,
     ValidationError,
 )
-from postdesk.http.deps import RuntimeDep, peer_ip
+from postdesk.http.deps import RuntimeDep, peer_ip, row_id
 from postdesk.http.errors import status_for
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders.accounts import (
@@ -193,11 +193,11 @@ def choose_default(
 
 
 def _find_sender(rt: Runtime, sender_id: str | None) -> SenderView | None:
-    text = (sender_id or "").strip()
-    if not text.isdigit() or len(text) > 18:
+    number = row_id(sender_id)
+    if number is None:
         return None
     try:
-        return get_sender(rt, int(text))
+        return get_sender(rt, number)
     except NotFoundError:
         return None
 

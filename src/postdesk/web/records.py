@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from postdesk.domain.records import RecordFilter
 from postdesk.errors import NotFoundError, ValidationError
-from postdesk.http.deps import RuntimeDep
+from postdesk.http.deps import RuntimeDep, row_id
 from postdesk.services.records.export import iter_records_csv
 from postdesk.services.records.lookup import get_record, search_records
 from postdesk.services.senders.accounts import list_senders
@@ -93,9 +93,10 @@ def record_detail(
     query = read_query(request.query_params)
     context: dict[str, Any] = {"section": "records", "back_url": query.url()}
     try:
-        if not record_id.isdigit() or len(record_id) > 18:
+        number = row_id(record_id)
+        if number is None:
             raise NotFoundError(f"there is no record {record_id}")
-        detail = get_record(rt, int(record_id))
+        detail = get_record(rt, number)
     except NotFoundError as exc:
         context["missing"] = exc
         return render(request, "record_detail.html", context, status=404)

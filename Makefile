@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 SMTP_SINK ?= /usr/sbin/smtp-sink
 
-.PHONY: run test check lint types imports pytest format bench clean
+.PHONY: run test check lint types imports pytest format bench clean lock
 
 run: $(VENV)/.run-installed
 	$(BIN)/postdesk serve --host $(HOST) --port $(PORT)
@@ -47,13 +47,22 @@ $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
 	touch $@
 
-$(VENV)/.run-installed: $(VENV)/.created pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+# Installs take the versions of constraints.txt, so that a fresh install is the one tested;
+# `make lock` resolves pyproject.toml's ranges afresh and writes it again.
+$(VENV)/.run-installed: $(VENV)/.created pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.created pyproject.toml
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+$(VENV)/.test-installed: $(VENV)/.created pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@ $(VENV)/.run-installed
+
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --disable-pip-version-check '.[test]'
+	.venv-lock/bin/pip freeze --exclude-editable | grep -iv '^postdesk' > constraints.txt
+	rm -rf .venv-lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

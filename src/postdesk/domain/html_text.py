@@ -235,6 +235,8 @@ def _links(names: list[str], found: str) -> list[tuple[int, int]]:
     as it reads. One walk over both lists, however many links are left open.
     """
     starts = [index for index in _indexes(found, "a") if names[index] == "a"]
+    if not starts:  # every <a> was hidden (inside a <template>, say)
+        return []
     ends = (index for index in _indexes(found, "/a") if names[index] == "/a")
     end, never = -1, len(names)
     links: list[tuple[int, int]] = []

@@ -359,3 +359,11 @@ def test_any_html_like_text_converts_in_linear_time(fragment: str) -> None:
     # The same text repeated is where a rescan costs most.
     repeats = max(1, 4_000 // len(fragment))
     assert growth(lambda n: fragment * n, repeats) < GROWTH_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [("<template><a", ""), ("<template><a href=x>y</a></template>z", "z")],
+)
+def test_links_hidden_inside_a_template_leave_nothing_to_spell_out(html: str, text: str) -> None:
+    assert html_to_text(html) == text

@@ -3,36 +3,22 @@ TLS-terminating proxy in front: Secure session cookie, Strict-Transport-Security
 answer. With an ``http://`` URL or none, neither."""
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 
 from postdesk.api.app import create_app
-from postdesk.config import Settings
-from postdesk.services.access.admins import create_admin
-from postdesk.services.runtime import open_runtime
+from postdesk.services.runtime import Runtime
 from tests.api.conftest import ADMIN_PASSWORD
 
 HSTS = "max-age=31536000"
 
 
-@pytest.fixture(params=["https://mail.example.com", "http://mail.example.com", None])
-def public_url(request: pytest.FixtureRequest) -> str | None:
-    url: str | None = request.param
-    return url
-
-
 @pytest.fixture
-def behind_proxy(settings: Settings, public_url: str | None) -> Iterator[TestClient]:
+def behind_proxy(public_rt: Runtime) -> Iterator[TestClient]:
     """The API on a runtime with ``public_url``; the requests come over http://."""
-    rt = open_runtime(replace(settings, public_url=public_url))
-    try:
-        create_admin(rt, "admin", ADMIN_PASSWORD)
-        with TestClient(create_app(rt), base_url="http://testserver") as client:
-            yield client
-    finally:
-        rt.close()
+    with TestClient(create_app(public_rt), base_url="http://testserver") as client:
+        yield client
 
 
 def test_the_session_cookie_is_secure_only_for_an_https_public_url(

@@ -3,35 +3,20 @@ HTTP from its TLS-terminating proxy: the login form's CSRF cookie and the sessio
 are Secure, every page carries Strict-Transport-Security. Otherwise nothing changes."""
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
 
-from postdesk.config import Settings
-from postdesk.services.access.admins import create_admin
-from postdesk.services.runtime import open_runtime
+from postdesk.services.runtime import Runtime
 from postdesk.site import create_site
+from tests.conftest import HTTPS_SITE
 from tests.web.conftest import ADMIN_PASSWORD
-
-HTTPS_SITE = "https://mail.example.com"
-
-
-@pytest.fixture(params=[HTTPS_SITE, "http://mail.example.com", None])
-def public_url(request: pytest.FixtureRequest) -> str | None:
-    url: str | None = request.param
-    return url
 
 
 @pytest.fixture
-def site_behind_proxy(settings: Settings, public_url: str | None) -> Iterator[TestClient]:
-    rt = open_runtime(replace(settings, public_url=public_url))
-    try:
-        create_admin(rt, "admin", ADMIN_PASSWORD)
-        with TestClient(create_site(rt), follow_redirects=False) as client:
-            yield client
-    finally:
-        rt.close()
+def site_behind_proxy(public_rt: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_site(public_rt), follow_redirects=False) as client:
+        yield client
 
 
 def test_login_cookies_are_secure_and_pages_carry_hsts_for_an_https_public_url(

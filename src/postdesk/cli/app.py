@@ -18,7 +18,7 @@ from postdesk.cli.worker import worker
 from postdesk.errors import PostdeskError, ValidationError
 
 # Each command imports the services, storage and Rich tables it needs when it runs, so
-# that --version, --help and providers start at once (tests/integration/test_cli_startup.py).
+# that --version, --help and providers start at once (tests/cli/test_cli_startup.py).
 
 app = typer.Typer(
     help="postdesk: the outgoing-mail desk of a reporting platform.",

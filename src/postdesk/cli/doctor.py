@@ -11,7 +11,16 @@ from rich.markup import escape
 from postdesk.cli.output import print_json, stderr, stdout
 
 if TYPE_CHECKING:  # the transport (ssl, cryptography) is imported when the command runs
-    from postdesk.transport import PortMode, PortReport
+    from postdesk.transport import PortReport
+
+# By port mode (a StrEnum of the transport, keyed here by its values).
+_ANSWERS = {
+    "implicit_tls": "SSL (implicit TLS)",
+    "starttls": "TLS (STARTTLS offered)",
+    "plain": "plain, no STARTTLS",
+    "no_answer": "nothing",
+}
+_CHOOSE = {"implicit_tls": "SSL Encryption", "starttls": "TLS Encryption", "plain": "No Encryption"}
 
 
 def doctor(
@@ -39,13 +48,12 @@ def doctor(
 def _print_reports(host: str, reports: list[PortReport]) -> None:
     from rich.table import Table
 
-    answers, choose = _labels()
     table = Table("Port", "Answers", "Choose", "AUTH methods", "Certificate", title=escape(host))
     for r in reports:
         table.add_row(
             str(r.port),
-            answers[r.mode],
-            choose.get(r.mode, "-"),
+            _ANSWERS[r.mode],
+            _CHOOSE.get(r.mode, "-"),
             " ".join(r.auth_methods) or "-",
             _certificate_line(r),
         )
@@ -55,24 +63,6 @@ def _print_reports(host: str, reports: list[PortReport]) -> None:
             stderr.print(f"port {r.port}: {r.error.code}: {escape(r.error.message)}")
             if r.error.hint:
                 stderr.print(f"  hint: {escape(r.error.hint)}")
-
-
-def _labels() -> tuple[dict[PortMode, str], dict[PortMode, str]]:
-    """What answers on a port, and the encryption to choose for it, by port mode."""
-    from postdesk.transport import PortMode
-
-    answers = {
-        PortMode.IMPLICIT_TLS: "SSL (implicit TLS)",
-        PortMode.STARTTLS: "TLS (STARTTLS offered)",
-        PortMode.PLAIN: "plain, no STARTTLS",
-        PortMode.NO_ANSWER: "nothing",
-    }
-    choose = {
-        PortMode.IMPLICIT_TLS: "SSL Encryption",
-        PortMode.STARTTLS: "TLS Encryption",
-        PortMode.PLAIN: "No Encryption",
-    }
-    return answers, choose
 
 
 def _certificate_line(report: PortReport) -> str:

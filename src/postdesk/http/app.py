@@ -19,7 +19,6 @@ from postdesk import __version__
 from postdesk.http.deps import OptionalCallerDep
 from postdesk.http.docs import install_docs
 from postdesk.http.errors import ErrorPage, install_error_handlers
-from postdesk.http.https import StrictTransportSecurity
 from postdesk.http.limits import BodySizeLimit
 from postdesk.http.security import SecurityHeaders
 from postdesk.services.access.login_guard import LoginGuard
@@ -58,9 +57,7 @@ def new_app(
     app.state.login_guard = LoginGuard(lambda: rt.clock())  # rt.clock may be replaced
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(SecurityHeaders)
-    if rt.settings.https_only:
-        app.add_middleware(StrictTransportSecurity)
+    app.add_middleware(SecurityHeaders, hsts=rt.settings.https_only)
     install_docs(app, f"{API_PREFIX}/openapi.json")
     app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.add_api_route("/metrics", metrics, include_in_schema=False)

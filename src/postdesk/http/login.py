@@ -10,7 +10,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from postdesk.errors import TooFrequentError
 from postdesk.http.deps import SESSION_COOKIE, peer_ip
-from postdesk.http.https import served_over_https
+from postdesk.http.security import served_over_https
 from postdesk.services.access.login_guard import LoginGuard
 from postdesk.services.access.sessions import SESSION_LIFETIME, Login, log_in
 from postdesk.services.runtime import Runtime

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from postdesk.errors import PostdeskError, TooFrequentError, UnauthorizedError
 from postdesk.http.deps import SESSION_COOKIE, RuntimeDep
-from postdesk.http.https import served_over_https
 from postdesk.http.login import attempt_login, clear_session_cookie, set_session_cookie
+from postdesk.http.security import served_over_https
 from postdesk.services.access.sessions import log_out
 from postdesk.web.session import (
     LOGIN_CSRF_COOKIE,

@@ -214,6 +214,7 @@ class _Run:
         started, clock_start = self.rt.clock(), time.perf_counter()
         sent, failure = self._try_send(message, sender)
         now = self.rt.clock()
+        hold_until = now + HOLD  # if the server refused the login
         step = after_attempt(message.attempts, failure, self.rt.settings.retry_delays, self.rng)
         number = self._last_attempt.get(message.id, 0) + 1
         self._last_attempt[message.id] = number
@@ -222,7 +223,7 @@ class _Run:
             AttemptResult(
                 message_id=message.id,
                 outcome=step.outcome,
-                values=message_values(step, sent, now, hold_until=now + HOLD),
+                values=message_values(step, sent, now, hold_until=hold_until),
                 attempt=attempt_row(
                     message.id,
                     number,
@@ -236,8 +237,8 @@ class _Run:
                 seconds=time.perf_counter() - clock_start,
             )
         )
-        if step.outcome is AttemptOutcome.HELD and failure is not None:
-            self._hold(sender, failure, now + HOLD)
+        if step.outcome is AttemptOutcome.HELD and step.failure is not None:
+            self._hold(sender, step.failure, hold_until)
 
     def _try_send(
         self, message: Claimed, sender: SenderState

@@ -54,10 +54,6 @@ class Draft:
     idempotency_key: str | None
     client_ip: str | None
 
-    @property
-    def recipients(self) -> list[str]:
-        return [a.address for a in (*self.to, *self.cc, *self.bcc)]
-
 
 @dataclass
 class _Checker:
@@ -156,10 +152,7 @@ def _subject(check: _Checker) -> str:
         return ""
     if len(value) > MAX_SUBJECT:
         check.fail("subject", f"must be at most {MAX_SUBJECT} characters (it has {len(value)})")
-    try:
-        check_header_value(value)
-    except AddressError as exc:
-        check.fail("subject", str(exc))
+    _no_control_characters(check, "subject", value)
     return value
 
 
@@ -188,7 +181,8 @@ def _template_name(check: _Checker) -> str:
 
 
 def _no_control_characters(check: _Checker, key: str, value: str) -> None:
-    """Names shown in records, the CSV and logs are held to the rule of header values."""
+    """The subject, and names shown in records, the CSV and logs, are held to the rule of
+    header values."""
     try:
         check_header_value(value)
     except AddressError as exc:

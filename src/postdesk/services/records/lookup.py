@@ -30,10 +30,6 @@ are lower-cased by the database: on SQLite that folds ASCII letters only.
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.engine import Row
-
 from postdesk.domain.records import RecordFilter
 from postdesk.errors import NotFoundError
 from postdesk.services.records.filters import (
@@ -75,22 +71,11 @@ def get_record(rt: Runtime, record_id: int) -> RecordDetail:
                 f"there is no record {record_id}",
                 hint="Records older than POSTDESK_RECORD_RETENTION_DAYS are purged.",
             )
-        history = [_attempt_view(attempt) for attempt in list_attempts(session, record_id)]
+        # list_attempts reads exactly the fields of AttemptView, by their names.
+        history = [AttemptView(**row._mapping) for row in list_attempts(session, record_id)]
     return RecordDetail(
         record=record_view(row),
         message_id=row.message_id,
         attempt_history=history,
         refused_recipients=dict(row.recipient_results or {}),
-    )
-
-
-def _attempt_view(attempt: Row[Any]) -> AttemptView:
-    return AttemptView(
-        number=attempt.number,
-        started_at=attempt.started_at,
-        ended_at=attempt.ended_at,
-        outcome=attempt.outcome,
-        error_code=attempt.error_code,
-        smtp_code=attempt.smtp_code,
-        reply=attempt.reply,
     )

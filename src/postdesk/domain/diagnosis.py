@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from postdesk.domain.provider_replies import provider_reply
 from postdesk.errors import DeliveryError, error_body
 
 THROTTLING_REPLIES = frozenset({421, 450, 451, 452})
@@ -102,8 +103,11 @@ def classify_reply(
     code: int, text: str, stage: Stage, endpoint: Endpoint | None = None
 ) -> Diagnosis:
     """Diagnose an unexpected SMTP reply ``code text`` received at ``stage``."""
-    diagnosis_code = _reply_code(code, text, stage)
     transient = is_transient_reply(code)
+    known = provider_reply(code, text)
+    if known is not None:
+        return Diagnosis(DiagnosisCode(known.code), known.hint, transient)
+    diagnosis_code = _reply_code(code, text, stage)
     if diagnosis_code is DiagnosisCode.ERROR:
         hint = _server_words_hint(code, text, transient)
     else:

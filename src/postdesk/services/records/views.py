@@ -41,8 +41,9 @@ class RecordView:
 
     @property
     def error(self) -> dict[str, Any] | None:
-        """``{code, message, hint, smtp_code}`` for a failure, else ``None``."""
-        if self.result != "failure":
+        """``{code, message, hint, smtp_code}`` for a failure, and for a pending mail whose
+        last attempt failed (why it still waits); else ``None``."""
+        if self.result == "success" or (self.result == "pending" and not self.error_code):
             return None
         return error_body(
             self.error_code or "",

@@ -478,7 +478,16 @@ def test_record_fields_as_in_the_specification(rt: Runtime) -> None:
         smtp_code=550,
         attempts=1,
     )
-    pending = add_record(rt, status="retrying", error_code="smtp_throttled", attempts=2)
+    pending = add_record(
+        rt,
+        status="retrying",
+        error_code="smtp_throttled",
+        error_message="451 4.7.1 try again later",
+        error_hint="wait about a minute",
+        smtp_code=451,
+        attempts=2,
+    )
+    queued = add_record(rt, status="queued")
     items = {r.id: r.to_dict() for r in search_records(rt, parse_record_filter({})).items}
     assert set(items[sent]) == {
         "id", "kind", "sender", "sender_name", "ip", "recipients", "subject", "template_name",
@@ -496,8 +505,15 @@ def test_record_fields_as_in_the_specification(rt: Runtime) -> None:
         "smtp_code": 550,
     }
     assert items[pending]["result"] == "pending"
-    assert items[pending]["error"] is None
+    # A pending mail whose last attempt failed says why it is still waiting.
+    assert items[pending]["error"] == {
+        "code": "smtp_throttled",
+        "message": "451 4.7.1 try again later",
+        "hint": "wait about a minute",
+        "smtp_code": 451,
+    }
     assert items[pending]["sent_at"] is None
+    assert (items[queued]["result"], items[queued]["error"]) == ("pending", None)
 
 
 def test_detail_has_the_attempt_history(rt: Runtime) -> None:

@@ -70,12 +70,13 @@ def test_unsaved_edit_without_password_uses_the_stored_one(
     rt: Runtime, smtp_server: ServerFactory
 ) -> None:
     server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
-    saved = service.create_sender(rt, sender_fields(server.sender(encryption="none")))
-    edited = {"encryption": "tls", "display_name": "Edited Name", "password": ""}
+    saved = service.create_sender(rt, sender_fields(server.sender()))
+    edited = {"display_name": "Edited Name", "timeout_s": 7, "password": ""}
     send_test_mail(rt, sender_id=saved.id, unsaved=edited, to="carol@example.org")
     [received] = server.messages
     assert b"Edited Name" in received.content
-    assert service.get_sender(rt, saved.id).encryption == "none"  # nothing was saved
+    assert server.logins == [("PLAIN", "reports@example.com")]
+    assert service.get_sender(rt, saved.id).display_name == "Postdesk Reports"  # not saved
 
 
 def test_failure_returns_the_diagnosis_and_is_recorded(

@@ -140,6 +140,7 @@ def test_test_mail_from_unsaved_and_saved_settings(
         f"/api/v1/senders/{sender_id}/test", json={"to": "b@example.org"}, headers=admin
     )
     assert saved.status_code == 200
+    assert saved.json()["warnings"] == []  # STARTTLS: the password went encrypted
     by_id = client.post(
         "/api/v1/senders/test",
         json={"sender_id": sender_id, "sender": {"display_name": "Edited"}, "to": "c@example.org"},
@@ -180,6 +181,9 @@ def test_a_stored_password_goes_only_to_the_server_it_was_saved_for(
     assert tested.status_code == 200, tested.text
     assert other.logins == [("PLAIN", "reports@example.com")]
     assert saved.connections == 0
+    [warning] = tested.json()["warnings"]  # no encryption: the password crossed as is
+    assert warning["code"] == "password_unencrypted"
+    assert "unencrypted" in warning["message"]
     assert SECRET not in tested.text + refused.text + patched.text
 
 

@@ -151,6 +151,7 @@ def test_edit_that_moves_the_stored_password_must_give_it(cli: Cli, smtp_server:
     assert tested.returncode == 0, tested.stderr
     assert other.logins == [("PLAIN", login[0])]
     assert saved.connections == 0
+    assert "warning: The password crossed the network unencrypted" in tested.stderr
     assert SECRET not in refused.stderr + tested.stderr
 
 

@@ -31,7 +31,9 @@ def test_crud_never_returns_the_password(client: TestClient, admin: dict[str, st
     texts = [
         client.get("/api/v1/senders", headers=admin).text,
         client.get(f"/api/v1/senders/{sender_id}", headers=admin).text,
-        client.patch(f"/api/v1/senders/{sender_id}", json={"port": 25}, headers=admin).text,
+        client.patch(
+            f"/api/v1/senders/{sender_id}", json={"port": 25, "password": SECRET}, headers=admin
+        ).text,
     ]
     for text in texts:
         assert SECRET not in text
@@ -138,6 +140,7 @@ def test_test_mail_from_unsaved_and_saved_settings(
         f"/api/v1/senders/{sender_id}/test", json={"to": "b@example.org"}, headers=admin
     )
     assert saved.status_code == 200
+    assert saved.json()["warnings"] == []  # STARTTLS: the password went encrypted
     by_id = client.post(
         "/api/v1/senders/test",
         json={"sender_id": sender_id, "sender": {"display_name": "Edited"}, "to": "c@example.org"},
@@ -148,6 +151,40 @@ def test_test_mail_from_unsaved_and_saved_settings(
     received = [m.content.decode() for m in server.messages]
     assert all(mid in text for mid, text in zip(ids, received, strict=True))
     assert "Edited" in received[2]
+
+
+def test_a_stored_password_goes_only_to_the_server_it_was_saved_for(
+    client: TestClient, admin: dict[str, str], smtp_server: Any
+) -> None:
+    saved = smtp_server(credentials=("reports@example.com", SECRET))
+    other = smtp_server(
+        host="127.0.0.2", port=saved.port, credentials=("reports@example.com", SECRET)
+    )
+    sender_id = create(client, admin, **as_body(saved))["id"]
+    moved = {"sender_id": sender_id, "sender": {"smtp_host": other.host}, "to": "a@example.org"}
+    refused = client.post("/api/v1/senders/test", json=moved, headers=admin)
+    assert refused.status_code == 422
+    error = refused.json()["error"]
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"password"}
+    assert "only to the server" in error["hint"]
+    assert (other.connections, other.logins) == (0, [])
+    patched = client.patch(
+        f"/api/v1/senders/{sender_id}", json={"port": other.port + 1}, headers=admin
+    )
+    assert patched.status_code == 422
+    assert set(patched.json()["error"]["fields"]) == {"password"}
+    assert client.get(f"/api/v1/senders/{sender_id}", headers=admin).json()["port"] == saved.port
+
+    moved["sender"] = {"smtp_host": other.host, "password": SECRET}
+    tested = client.post("/api/v1/senders/test", json=moved, headers=admin)
+    assert tested.status_code == 200, tested.text
+    assert other.logins == [("PLAIN", "reports@example.com")]
+    assert saved.connections == 0
+    [warning] = tested.json()["warnings"]  # no encryption: the password crossed as is
+    assert warning["code"] == "password_unencrypted"
+    assert "unencrypted" in warning["message"]
+    assert SECRET not in tested.text + refused.text + patched.text
 
 
 def test_failing_test_mail_is_502_with_the_diagnosis(

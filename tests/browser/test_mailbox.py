@@ -136,6 +136,47 @@ def test_errors_show_next_to_the_fields_and_keep_the_typed_password(
     assert service.list_senders(live.rt) == []
 
 
+def test_the_password_field_says_when_it_must_be_typed_again(
+    admin_page: Page, live: LiveSite
+) -> None:
+    page = admin_page
+    saved = add_sender(live)
+    page.reload()
+    page.get_by_role("button", name="Edit reports@example.com").click()
+    host, password = (
+        page.get_by_label("Mail Server (SMTP)"),
+        page.get_by_label("Password", exact=True),
+    )
+    again, unencrypted = (
+        page.locator("#sender-password-rebind"),
+        page.locator("#sender-password-plain"),
+    )
+    host.fill("SMTP.Example.com")  # the same server
+    expect(again).to_be_hidden()
+    host.fill("smtp.elsewhere.example")
+    expect(again).to_be_visible()
+    expect(again).to_contain_text("enter the password again")
+    password.fill(CODE)
+    expect(again).to_be_hidden()
+    password.fill("")
+    host.fill("smtp.example.com")
+    page.get_by_label("Sender Address").fill("alerts@example.com")  # also the login
+    expect(again).to_be_visible()
+    page.get_by_label("Sender Address").fill("reports@example.com")
+    expect(again).to_be_hidden()
+    expect(unencrypted).to_be_hidden()
+
+    page.get_by_label("Encryption").select_option(label="No Encryption")
+    expect(unencrypted).to_be_visible()
+    expect(unencrypted).to_contain_text("crosses the network unencrypted")
+    expect(again).to_be_visible()
+    page.get_by_role("button", name="OK").click()  # the server refuses it the same way
+    expect(page.locator("#sender-password-error")).to_contain_text("enter the password again")
+    expect(again).to_be_hidden()  # the field's error says it now
+    expect(unencrypted).to_be_visible()
+    assert service.get_sender(live.rt, saved.id) == saved
+
+
 def test_the_default_sender_and_the_banner(admin_page: Page, live: LiveSite) -> None:
     page = admin_page
     add_sender(live)

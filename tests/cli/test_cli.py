@@ -119,10 +119,40 @@ def test_edit_keeps_password_unless_replaced(cli: Cli) -> None:
     assert shown["display_name"] == "Renamed"
     assert shown["has_password"] is False  # --password-stdin got an empty stdin: no password
     cli("sender", "edit", str(sender_id), "--password-stdin", stdin="code\n")
-    cli("sender", "edit", str(sender_id), "--port", "25")
+    cli("sender", "edit", str(sender_id), "--timeout", "10")
     assert json.loads(cli("sender", "show", str(sender_id), "--json").stdout)["has_password"]
     cli("sender", "edit", str(sender_id), "--clear-password")
     assert not json.loads(cli("sender", "show", str(sender_id), "--json").stdout)["has_password"]
+
+
+def test_edit_that_moves_the_stored_password_must_give_it(cli: Cli, smtp_server: Any) -> None:
+    login = ("reports@example.com", SECRET)
+    saved = smtp_server(credentials=login)
+    other = smtp_server(host="127.0.0.2", port=saved.port, credentials=login)
+    sender_id = int(
+        cli(
+            "sender", "add", "--host", saved.host, "--port", str(saved.port), "--encryption",
+            "none", "--address", login[0], "--display-name", "Reports", "--password-stdin",
+            stdin=SECRET,
+        ).stdout
+    )  # fmt: skip
+    refused = cli("sender", "edit", str(sender_id), "--host", other.host)
+    assert refused.returncode == 2
+    error, hint = refused.stderr.strip().splitlines()
+    assert error.startswith("error: validation_error: password: the mail server changed: ")
+    assert hint.startswith("hint: ") and "only to the server" in hint
+    shown = json.loads(cli("sender", "show", str(sender_id), "--json").stdout)
+    assert shown["smtp_host"] == saved.host
+
+    moved = cli("sender", "edit", str(sender_id), "--host", other.host, "--password-stdin",
+                stdin=f"{SECRET}\n")  # fmt: skip
+    assert moved.returncode == 0, moved.stderr
+    tested = cli("sender", "test", str(sender_id), "--to", "alice@example.org")
+    assert tested.returncode == 0, tested.stderr
+    assert other.logins == [("PLAIN", login[0])]
+    assert saved.connections == 0
+    assert "warning: The password crossed the network unencrypted" in tested.stderr
+    assert SECRET not in refused.stderr + tested.stderr
 
 
 def test_default_sender_show_set_clear_and_delete(cli: Cli) -> None:

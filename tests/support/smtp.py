@@ -41,6 +41,10 @@ Fixtures
     ``refuse``
         ``{"nobody@example.com": "550 5.1.1 No such user"}``: RCPT answer for those
         recipients, every time.
+    ``host`` / ``port``
+        Where to listen: default ``127.0.0.1`` and a port the OS picks. Another loopback
+        address (``127.0.0.2``) on the port of a running server is a second server that
+        only the host name tells apart.
 
 ``closed_port``
     A loopback port on which nothing listens.
@@ -50,7 +54,8 @@ Fixtures
 The server object
 -----------------
 ``SmtpTestServer`` has ``host`` (``127.0.0.1``), ``port``, ``ca_pem`` (PEM of the CA that
-signed its certificate), ``messages`` (every accepted ``ReceivedMessage``: ``mail_from``,
+signed its certificate), ``connections`` (how many clients connected, the server's own
+start-up check aside), ``messages`` (every accepted ``ReceivedMessage``: ``mail_from``,
 ``rcpt_tos``, ``content`` = the bytes exactly as on the wire between DATA and the final
 dot, after dot-unstuffing, ``mail_options``, ``peer`` = the client's address, the same
 for messages sent over one connection, and ``secure``), ``commands`` (every ``Command``
@@ -125,6 +130,8 @@ class ServerOptions:
     smtputf8: bool = True
     replies: Mapping[str, Sequence[str | None]] = field(default_factory=dict)
     refuse: Mapping[str, str] = field(default_factory=dict)
+    host: str = HOST
+    port: int = 0
 
 
 def make_sender(host: str, port: int, **fields: Any) -> SenderSettings:
@@ -146,16 +153,23 @@ class SmtpTestServer:
 
     def __init__(self, options: ServerOptions, ca: trustme.CA) -> None:
         self.options = options
-        self.host = HOST
+        self.host = options.host
         self.ca_pem = ca_pem(ca)
         self.messages: list[ReceivedMessage] = []
         self.commands: list[Command] = []
         self.logins: list[tuple[str, str]] = []
         self._replies = {verb.upper(): collections.deque(r) for verb, r in options.replies.items()}
-        self._controller = _PortZeroController(_Handler(self), **self._smtp_arguments(ca))
+        self._controller = _PortZeroController(
+            _Handler(self), listen_port=options.port, **self._smtp_arguments(ca)
+        )
         self._controller.start()
         self._stopped = False
         self.port: int = self._controller.port
+        self.connections = 0  # the controller's own check when it started is not counted
+        self._controller.connected = self._connected
+
+    def _connected(self) -> None:
+        self.connections += 1
 
     def sender(self, **overrides: Any) -> SenderSettings:
         fields: dict[str, Any] = {"encryption": _ENCRYPTION[self.options.tls]}
@@ -185,7 +199,7 @@ class SmtpTestServer:
     def _smtp_arguments(self, ca: trustme.CA) -> dict[str, Any]:
         options = self.options
         arguments: dict[str, Any] = {
-            "hostname": HOST,
+            "hostname": options.host,
             "server_hostname": SERVER_NAME,
             "data_size_limit": options.size_limit,
             "enable_SMTPUTF8": options.smtputf8,
@@ -222,14 +236,21 @@ class SmtpTestServer:
 
 
 class _PortZeroController(Controller):
-    """aiosmtpd's Controller, listening on a port the OS picks (no fixed ports, no races)."""
+    """aiosmtpd's Controller, listening on a port the OS picks (no fixed ports, no races),
+    or on ``listen_port``; ``connected`` is called for every connection."""
 
-    def __init__(self, handler: Any, **kwargs: Any) -> None:
-        super().__init__(handler, port=0, **kwargs)
+    def __init__(self, handler: Any, *, listen_port: int = 0, **kwargs: Any) -> None:
+        super().__init__(handler, port=listen_port, **kwargs)
+        self._listen_port = listen_port
+        self.connected: Callable[[], None] = lambda: None
+
+    def factory(self) -> aiosmtp.SMTP:
+        self.connected()
+        return aiosmtp.SMTP(self.handler, **self.SMTP_kwargs)  # as the base class builds it
 
     async def _create_server(self) -> asyncio.AbstractServer:
         server = await self.loop.create_server(
-            self._factory_invoker, host=self.hostname, port=0, ssl=self.ssl_context
+            self._factory_invoker, host=self.hostname, port=self._listen_port, ssl=self.ssl_context
         )
         self.port = server.sockets[0].getsockname()[1]
         return server

@@ -300,6 +300,59 @@ def test_testing_an_edit_uses_the_stored_password(
     assert service.get_sender(rt, saved.id).display_name == "Reports"
 
 
+def test_a_stored_password_moved_to_another_server_is_asked_for_at_its_field(
+    site: TestClient, logged_in: str, rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(credentials=("reports@example.com", SECRET))
+    other = smtp_server(
+        host="127.0.0.2", port=server.port, credentials=("reports@example.com", SECRET)
+    )
+    post(site, "/mailbox/senders", logged_in, form(server, password=SECRET))
+    [saved] = service.list_senders(rt)
+    moved = form(other, recipient="bob@example.org", sender_id=str(saved.id))
+
+    for path, said in (
+        ("/mailbox/test", "The test email was not sent"),
+        (f"/mailbox/senders/{saved.id}", "The sender was not saved"),
+    ):
+        page = post(site, path, logged_in, moved)
+        assert page.status_code == 422
+        html = page.text
+        assert field_error(html, "sender-password").startswith(
+            "the mail server changed: enter the password again"
+        )
+        assert re.search(r'id="sender-password"[^>]*aria-invalid="true"', html)
+        assert said in html
+        assert "A stored password is sent only to the server and login it was saved for" in html
+        assert 'value="127.0.0.2"' in html  # what was typed stays
+        assert SECRET not in html
+    assert (other.connections, service.get_sender(rt, saved.id)) == (0, saved)
+
+    html = post(site, "/mailbox/test", logged_in, {**moved, "password": SECRET}).text
+    assert "Test email sent to bob@example.org." in html
+    assert other.logins == [("PLAIN", "reports@example.com")]
+
+
+def test_no_encryption_with_a_password_warns_in_the_dialog_and_the_result(
+    site: TestClient, logged_in: str, rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(credentials=("reports@example.com", SECRET))
+    warning = re.compile(r'<p class="notice warning" id="sender-password-plain"( hidden)?>')
+    post(site, "/mailbox/senders", logged_in, form(server, password=SECRET))
+    post(site, "/mailbox/senders", logged_in, form(address="tls@example.com", password=SECRET))
+    plain, secure = service.list_senders(rt)
+    shown = warning.search(site.get(f"/mailbox?dialog=edit&sender={plain.id}").text)
+    assert shown and shown.group(1) is None
+    hidden = warning.search(site.get(f"/mailbox?dialog=edit&sender={secure.id}").text)
+    assert hidden and hidden.group(1) == " hidden"
+
+    data = form(server, recipient="bob@example.org", sender_id=str(plain.id))
+    html = post(site, "/mailbox/test", logged_in, data).text
+    assert "Test email sent to bob@example.org." in html
+    result = re.search(r'id="test-warning-password_unencrypted"[^>]*>\s*<p>([^<]*)</p>', html)
+    assert result and "crossed the network unencrypted" in result.group(1)
+
+
 def test_a_test_email_needs_a_recipient(site: TestClient, logged_in: str) -> None:
     page = post(site, "/mailbox/test", logged_in, form(recipient=""))
     assert page.status_code == 422

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from postdesk.cli.output import print_json, print_value, stderr, stdout
 from postdesk.errors import DeliveryError, ValidationError
+
+if TYPE_CHECKING:
+    from postdesk.services.senders.test_mail import TestMailResult
 
 # The services (and SQLAlchemy beneath them) are imported by each command when it runs:
 # building the app for --help or another command must not load them.
@@ -82,6 +85,7 @@ def add(
         if test_to:
             result = send_test_mail(rt, to=test_to, unsaved=fields)
             stderr.print(f"test mail accepted by the server: {escape(result.message_id)}")
+            _print_warnings(result)
         sender = service.create_sender(rt, fields)
     print_value(sender.id)
 
@@ -244,6 +248,12 @@ def test(
             raise
     print_value(result.message_id)
     stderr.print(f"test mail accepted by the server for {escape(to)} (record {result.record_id})")
+    _print_warnings(result)
+
+
+def _print_warnings(result: TestMailResult) -> None:
+    for warning in result.warnings:
+        stderr.print(f"warning: {escape(warning.message)}", highlight=False, soft_wrap=True)
 
 
 def _fields(

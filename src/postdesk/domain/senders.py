@@ -52,6 +52,32 @@ class SenderSettings:
         return replace(self, password=password)
 
 
+@dataclass(frozen=True)
+class SenderWarning:
+    """Something about working settings the administrator should know; ``code`` is stable."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+PASSWORD_UNENCRYPTED = SenderWarning(
+    "password_unencrypted",
+    "The password crossed the network unencrypted (No Encryption): anyone on the way can "
+    "read it. Choose SSL or TLS if the server offers either; keep No Encryption only for a "
+    "server on a network you trust, such as an on-premises Exchange relay.",
+)
+
+
+def sender_warnings(settings: SenderSettings) -> tuple[SenderWarning, ...]:
+    """The warnings that go with a mail sent with these settings."""
+    if settings.password and settings.encryption is Encryption.NONE:
+        return (PASSWORD_UNENCRYPTED,)
+    return ()
+
+
 SENDER_FIELDS = (
     "smtp_host",
     "port",

@@ -143,6 +143,7 @@ class SenderForm:
 
     sender_id: int | None = None
     values: dict[str, str] = field(default_factory=dict)
+    saved: dict[str, str] = field(default_factory=dict)  # where the stored password goes
     has_password: bool = False
     has_ca_cert: bool = False
     clear_password: bool = False
@@ -181,6 +182,7 @@ class SenderForm:
         return cls(
             sender_id=sender.id,
             values=values,
+            saved=_destination(sender),
             has_password=sender.has_password,
             has_ca_cert=sender.has_ca_cert,
         )
@@ -192,6 +194,7 @@ class SenderForm:
         return cls(
             sender_id=stored.id if stored else None,
             values=entry.values(),
+            saved=_destination(stored) if stored else {},
             has_password=stored.has_password if stored else False,
             has_ca_cert=stored.has_ca_cert if stored else False,
             clear_password=entry.clear_password,
@@ -243,3 +246,21 @@ class SenderForm:
         if not self.editing:
             return ""
         return "unchanged" if self.has_password else "none stored"
+
+    @property
+    def password_unencrypted(self) -> bool:
+        """No Encryption with a password to log in with: it would cross the network as is."""
+        kept = self.has_password and not self.clear_password
+        return self.values.get("encryption") == Encryption.NONE.value and (
+            self.password_typed or kept
+        )
+
+
+def _destination(sender: SenderView) -> dict[str, str]:
+    """The server and login a stored password was saved for, for the page's script."""
+    return {
+        "host": sender.smtp_host,
+        "port": str(sender.port),
+        "encryption": sender.encryption,
+        "login": sender.username or sender.address,
+    }

@@ -45,7 +45,7 @@ def test_unsaved(
         rt, to=body.to, sender_id=body.sender_id, unsaved=unsaved,
         client_ip=peer_ip(request, rt),
     )  # fmt: skip
-    return {"ok": True, "message_id": result.message_id, "record_id": result.record_id}
+    return result.to_dict()
 
 
 @router.get("/senders/{sender_id}")
@@ -75,7 +75,7 @@ def test_saved(
     caller: AdminDep,  # noqa: ARG001 - its dependency admits administrators only
 ) -> dict[str, Any]:
     result = send_test_mail(rt, to=body.to, sender_id=sender_id, client_ip=peer_ip(request, rt))
-    return {"ok": True, "message_id": result.message_id, "record_id": result.record_id}
+    return result.to_dict()
 
 
 @router.get("/settings/mail")

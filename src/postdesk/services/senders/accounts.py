@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from postdesk.domain.bound_secrets import PASSWORD, BoundSecret, check_secrets_stay
 from postdesk.domain.providers import find_provider
 from postdesk.domain.senders import SENDER_FIELDS, SenderSettings, validate_sender
 from postdesk.errors import NotFoundError, SenderExistsError, ValidationError
@@ -154,7 +155,9 @@ def edited_settings(row: Sender, secrets: SecretBox, patch: Mapping[str, Any]) -
     """The sender as it would be after ``patch``, validated, with the password to use.
 
     An absent or empty password in the patch keeps the stored one (for saving and
-    for testing an edit); ``clear_password: true`` drops it.
+    for testing an edit); ``clear_password: true`` drops it. A kept password goes only
+    to the server it was saved for: a patch that changes where it would go is a
+    ``ValidationError`` naming the password.
     """
     changes = {k: v for k, v in patch.items() if k in SENDER_FIELDS}
     if changes.get("password") in (None, ""):
@@ -162,8 +165,15 @@ def edited_settings(row: Sender, secrets: SecretBox, patch: Mapping[str, Any]) -
     settings = validate_sender({**stored_fields(row), **changes})
     keep = "password" not in changes and not patch.get("clear_password")
     if keep and row.password_encrypted is not None:
+        if changes:
+            _keep_where_saved(row, settings, [PASSWORD])
         settings = settings.with_password(secrets.decrypt(row.password_encrypted))
     return settings
+
+
+def _keep_where_saved(row: Sender, edited: SenderSettings, kept: list[BoundSecret]) -> None:
+    """The stored secrets in ``kept`` stay with the server they were saved for."""
+    check_secrets_stay(validate_sender(stored_fields(row)), edited, kept)
 
 
 def stored_fields(row: Sender) -> dict[str, Any]:

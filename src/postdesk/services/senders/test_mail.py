@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from postdesk.domain.addresses import AddressError, MailAddress, parse_address
 from postdesk.domain.diagnosis import Failure
 from postdesk.domain.mail import TEST_MAIL_SUBJECT, OutgoingMail, build_test_mail
-from postdesk.domain.senders import SenderSettings, validate_sender
+from postdesk.domain.senders import SenderSettings, SenderWarning, sender_warnings, validate_sender
 from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import DeliveryError, ValidationError
 from postdesk.services.runtime import Runtime
@@ -32,6 +32,16 @@ from postdesk.transport import send_message
 class TestMailResult:
     message_id: str
     record_id: int
+    warnings: tuple[SenderWarning, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The success answer: ``{ok, message_id, record_id, warnings}``."""
+        return {
+            "ok": True,
+            "message_id": self.message_id,
+            "record_id": self.record_id,
+            "warnings": [warning.to_dict() for warning in self.warnings],
+        }
 
 
 def send_test_mail(
@@ -66,7 +76,7 @@ def send_test_mail(
     record_id = _record(rt, settings, sender_id, mail, recipient, started, client_ip, receipt.reply)
     if sender_id is not None and unsaved is None:
         _release_hold(rt, sender_id)
-    return TestMailResult(message_id=mail.message_id, record_id=record_id)
+    return TestMailResult(mail.message_id, record_id, sender_warnings(settings))
 
 
 def _release_hold(rt: Runtime, sender_id: int) -> None:

@@ -159,6 +159,7 @@
       if (note) {
         note.remove();
       }
+      updatePasswordNotes();
     }
     if (panelOpen) {
       showTestPanel(true);
@@ -184,6 +185,7 @@
   function setUpSenderDialog(dialog) {
     const panel = dialog.querySelector("#test-panel");
     showTestPanel(Boolean(panel && panel.dataset.open === "true"));
+    updatePasswordNotes();
   }
 
   function applyPreset(select) {
@@ -222,6 +224,58 @@
       port.value = option.dataset.port;
       byId("sender-port-note").textContent =
         `Port set to ${option.dataset.port}, the usual port for ${option.textContent.trim()}.`;
+    }
+  }
+
+  function valueOf(id) {
+    const input = byId(id);
+    return input ? input.value : "";
+  }
+
+  function sameHost(a, b) {
+    const plain = (text) => text.trim().toLowerCase().replace(/\.$/, "")
+      .replace(/^\[(.*)\]$/, "$1");
+    return plain(a) === plain(b);
+  }
+
+  // A login is compared as the server does: exactly, but for the domain of an address.
+  function sameLogin(a, b) {
+    const plain = (text) => {
+      const login = text.trim();
+      const at = login.lastIndexOf("@");
+      return at < 0 ? login : login.slice(0, at) + login.slice(at).toLowerCase();
+    };
+    return plain(a) === plain(b);
+  }
+
+  // The stored password goes only to the server and login it was saved for: once they
+  // change, the field asks for it again (the server refuses the change without it).
+  function passwordMoved(saved) {
+    const port = valueOf("sender-port").trim() || "25";
+    const login = valueOf("sender-username").trim() || valueOf("sender-address");
+    return !sameHost(valueOf("sender-host"), saved.host)
+      || String(Number(port)) !== saved.port
+      || valueOf("sender-encryption") !== saved.encryption
+      || !sameLogin(login, saved.login);
+  }
+
+  function updatePasswordNotes() {
+    const password = byId("sender-password");
+    if (!password) {
+      return;
+    }
+    const clear = password.form.elements.clear_password;
+    const cleared = Boolean(clear && clear.checked);
+    const typed = password.value !== "";
+    const rebind = byId("sender-password-rebind");
+    if (rebind) {
+      const refused = Boolean(byId("sender-password-error"));  // the server said so already
+      rebind.hidden = typed || cleared || refused || !passwordMoved(rebind.dataset);
+    }
+    const plain = byId("sender-password-plain");
+    if (plain) {
+      const stored = Boolean(rebind) && !cleared;
+      plain.hidden = valueOf("sender-encryption") !== "none" || !(typed || stored);
     }
   }
 
@@ -275,11 +329,17 @@
       } else if (event.target.id === "sender-encryption") {
         suggestPort(event.target);
       }
+      if (event.target.closest("#sender-form")) {
+        updatePasswordNotes();
+      }
     });
 
     document.addEventListener("input", (event) => {
       if (event.target.id === "sender-host") {
         hostEdited(event.target);
+      }
+      if (event.target.closest("#sender-form")) {
+        updatePasswordNotes();
       }
     });
 

@@ -57,7 +57,7 @@ def test_edit_without_password_keeps_the_stored_one(rt: Runtime) -> None:
     view = service.create_sender(rt, sender_fields(password=SECRET))
     service.update_sender(rt, view.id, {"display_name": "BI Reports", "password": ""})
     assert stored_password(rt, view.id) == SECRET
-    service.update_sender(rt, view.id, {"port": 465, "encryption": "ssl"})
+    service.update_sender(rt, view.id, {"timeout_s": 10, "max_per_minute": 5})
     assert stored_password(rt, view.id) == SECRET
     changed = service.update_sender(rt, view.id, {"password": "new-code"})
     assert stored_password(rt, view.id) == "new-code"

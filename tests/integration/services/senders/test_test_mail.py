@@ -70,12 +70,28 @@ def test_unsaved_edit_without_password_uses_the_stored_one(
     rt: Runtime, smtp_server: ServerFactory
 ) -> None:
     server = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
-    saved = service.create_sender(rt, sender_fields(server.sender(encryption="none")))
-    edited = {"encryption": "tls", "display_name": "Edited Name", "password": ""}
+    saved = service.create_sender(rt, sender_fields(server.sender()))
+    edited = {"display_name": "Edited Name", "timeout_s": 7, "password": ""}
     send_test_mail(rt, sender_id=saved.id, unsaved=edited, to="carol@example.org")
     [received] = server.messages
     assert b"Edited Name" in received.content
-    assert service.get_sender(rt, saved.id).encryption == "none"  # nothing was saved
+    assert server.logins == [("PLAIN", "reports@example.com")]
+    assert service.get_sender(rt, saved.id).display_name == "Postdesk Reports"  # not saved
+
+
+def test_a_password_sent_unencrypted_comes_with_a_warning(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    plain = smtp_server(credentials=("reports@example.com", CODE))
+    result = send_test_mail(rt, unsaved=sender_fields(plain.sender()), to="alice@example.org")
+    [warning] = result.warnings
+    assert warning.code == "password_unencrypted"
+    assert "unencrypted" in warning.message
+    assert result.to_dict()["warnings"] == [warning.to_dict()]
+    relay = smtp_server()  # no encryption, but no password either
+    assert send_test_mail(rt, unsaved=sender_fields(relay.sender()), to="a@b.org").warnings == ()
+    secure = smtp_server(tls="starttls", credentials=("reports@example.com", CODE))
+    assert send_test_mail(rt, unsaved=sender_fields(secure.sender()), to="a@b.org").warnings == ()
 
 
 def test_failure_returns_the_diagnosis_and_is_recorded(

@@ -1,12 +1,17 @@
 """/healthz and /metrics: status for anyone; database, worker, queue and held senders for
 an administrator."""
 
+from collections.abc import Callable
+
 from fastapi.testclient import TestClient
 
 from postdesk.api.app import create_app
 from postdesk.services.access.tokens import create_token
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as senders
 from tests.api.conftest import ADMIN_PASSWORD
+from tests.support.smtp import LOGIN_THROTTLED_REPLY, SmtpTestServer, sender_fields
 
 MAIL = {"to": ["alice@example.org"], "subject": "Daily report", "text": "Sales are up."}
 
@@ -31,6 +36,25 @@ def test_healthz_reports_database_queue_and_worker(
     assert health["queue"]["queued"] == 1
     assert health["worker"] == {"running": True, "worker_id": "w1"}
     assert health["held_senders"] == []
+
+
+def test_healthz_shows_a_sender_held_after_a_throttled_login(
+    rt: Runtime, admin: dict[str, str], smtp_server: Callable[..., SmtpTestServer]
+) -> None:
+    server = smtp_server(credentials=("reports@example.com", "app-password"), auth_throttle=1)
+    sender_id = senders.create_sender(rt, sender_fields(server.sender())).id
+    senders.set_default_sender(rt, sender_id)
+    with TestClient(create_app(rt, worker=StubState())) as client:
+        assert client.post("/api/v1/messages", json=MAIL, headers=admin).status_code == 202
+        drain_once(rt, worker_id="w1", limit=10)
+        health = client.get("/healthz", headers=admin).json()
+        anonymous = client.get("/healthz").json()
+    assert health["status"] == "degraded"
+    [held] = health["held_senders"]
+    assert (held["id"], held["code"]) == (sender_id, "smtp_auth_throttled")
+    assert held["message"] == LOGIN_THROTTLED_REPLY
+    assert health["queue"]["retrying"] == 1
+    assert anonymous == {"status": "degraded", "mail_service_configured": True}
 
 
 SHORT_FORM = {"status": "ok", "mail_service_configured": True}

@@ -28,6 +28,11 @@ Fixtures
         ``(login, password) -> str``: the reply to a failed login, built from what the
         client sent, decoded (``"535 5.7.8 {password} is wrong"``, like a server that
         quotes the credentials back). Default: aiosmtpd's ``535 5.7.8``.
+    ``auth_throttle``
+        ``n``: the first n logins that reach the credential check are answered
+        ``454 4.7.0 Too many login attempts, please try again later`` (or with the words
+        of ``auth_echo``), whatever was sent, like a provider locking an account out for
+        a while; later ones are checked as usual. Default 0.
     ``size_limit``
         Announced as ``SIZE n`` and enforced (552 beyond it). Default: no SIZE.
     ``smtputf8``
@@ -96,6 +101,7 @@ HOST = "127.0.0.1"
 SERVER_NAME = "mail.postdesk.test"
 SENDER_ADDRESS = "reports@example.com"
 TEST_TIMEOUT_S = 5.0
+LOGIN_THROTTLED_REPLY = "454 4.7.0 Too many login attempts, please try again later"
 
 TlsMode = Literal["none", "starttls", "implicit"]
 CertificateKind = Literal["trusted", "unknown_ca", "wrong_host", "expired"]
@@ -126,6 +132,7 @@ class ServerOptions:
     auth_requires_tls: bool = False
     auth_mechanisms: Sequence[str] = ("PLAIN", "LOGIN")
     auth_echo: Callable[[str, str], str] | None = None
+    auth_throttle: int = 0
     size_limit: int | None = None
     smtputf8: bool = True
     replies: Mapping[str, Sequence[str | None]] = field(default_factory=dict)
@@ -229,9 +236,12 @@ class SmtpTestServer:
         self.logins.append((mechanism, login))
         expected = self.options.credentials
         given = (login, auth_data.password.decode("utf-8", "replace"))
-        success = expected is not None and given == expected
+        throttled = len(self.logins) <= self.options.auth_throttle
+        success = expected is not None and given == expected and not throttled
         echo = self.options.auth_echo
         message = echo(*given) if echo is not None and not success else None
+        if throttled and message is None:
+            message = LOGIN_THROTTLED_REPLY
         return AuthResult(success=success, handled=False, message=message)
 
 

@@ -12,8 +12,9 @@ import pytest
 from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
 from postdesk.transport import SendReceipt, open_connection, send_message
+from tests.support.echoes import ECHO_LOGIN, ECHO_PASSWORD, echo_everything, echo_leaks
 from tests.support.mail import raw_mail
-from tests.support.smtp import SilentServer, SmtpTestServer, make_sender
+from tests.support.smtp import LOGIN_THROTTLED_REPLY, SilentServer, SmtpTestServer, make_sender
 
 StartServer = Callable[..., SmtpTestServer]
 FAST = 0.5  # seconds: the timeout for tests that wait for silence
@@ -230,6 +231,86 @@ def test_auth_required_but_no_password_set(smtp_server: StartServer) -> None:
 
     assert error.code == "smtp_auth_failed"
     assert error.smtp_code == 530
+
+
+def test_a_password_transition_is_an_auth_failure_with_its_own_hint(
+    smtp_server: StartServer,
+) -> None:
+    server = smtp_server(
+        tls="implicit",
+        credentials=("reports@example.com", "s3cret"),
+        replies={"AUTH": ["432 4.7.12 A password transition is needed"]},
+    )
+
+    error = failure(server.sender())
+
+    assert (error.code, error.smtp_code) == ("smtp_auth_failed", 432)
+    assert "password transition" in error.hint
+    assert "PLAIN" in error.hint
+
+
+# smtp_auth_throttled ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_too_many_login_attempts_is_a_throttled_login(
+    smtp_server: StartServer, mechanism: str
+) -> None:
+    server = smtp_server(
+        tls="starttls",
+        credentials=("reports@example.com", "s3cret"),
+        auth_mechanisms=(mechanism,),
+        auth_throttle=1,
+    )
+
+    error = failure(server.sender())
+
+    assert (error.code, error.smtp_code) == ("smtp_auth_throttled", 454)
+    assert error.transient
+    assert error.message == LOGIN_THROTTLED_REPLY
+    assert "refuses logins for now" in error.hint
+    assert "no other system" in error.hint
+    assert server.logins == [(mechanism, "reports@example.com")]  # one try, no other method
+    deliver(server.sender())  # the next login is accepted
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "454 4.7.0 Temporary authentication failure",
+        "421 4.7.0 Too many login attempts, closing connection",
+        "451 4.7.0 Login rate exceeded",
+    ],
+)
+def test_any_temporary_reply_to_auth_is_a_throttled_login(
+    smtp_server: StartServer, reply: str
+) -> None:
+    server = smtp_server(
+        tls="implicit", credentials=("reports@example.com", "s3cret"), replies={"AUTH": [reply]}
+    )
+
+    error = failure(server.sender())
+
+    assert (error.code, error.smtp_code) == ("smtp_auth_throttled", int(reply[:3]))
+    assert reply[4:] in error.message
+    assert server.messages == []
+
+
+def test_a_throttled_login_that_quotes_the_password_is_scrubbed(smtp_server: StartServer) -> None:
+    def lock_out(login: str, password: str) -> str:
+        return "454 4.7.0 Too many logins with " + echo_everything(login, password).removeprefix(
+            "535 5.7.8 "
+        )
+
+    server = smtp_server(
+        tls="starttls", credentials=(ECHO_LOGIN, ECHO_PASSWORD), auth_throttle=1, auth_echo=lock_out
+    )
+
+    error = failure(server.sender())
+
+    assert error.code == "smtp_auth_throttled"
+    assert echo_leaks(f"{error.message} {error.hint} {error!r}") == []
+    assert "[redacted]" in error.message
 
 
 # smtp_auth_unsupported -------------------------------------------------------------------

@@ -9,10 +9,14 @@ from typing import Any
 from fastapi.testclient import TestClient
 from httpx import Response
 
+from postdesk.services.access.callers import SYSTEM
+from postdesk.services.delivery.drain import drain_once
+from postdesk.services.delivery.queue_health import held_senders
+from postdesk.services.messages.submission import submit_message
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import accounts as service
 from postdesk.services.senders.test_mail import send_test_mail
-from tests.support.smtp import SmtpTestServer
+from tests.support.smtp import LOGIN_THROTTLED_REPLY, SmtpTestServer
 
 ServerFactory = Callable[..., SmtpTestServer]
 BANNER = "Mail service is not configured"
@@ -110,6 +114,37 @@ def test_adding_a_sender_lists_it_without_its_password(
     assert "Default" not in row
     assert SECRET not in page.text
     assert BANNER in page.text  # added, but no default yet
+
+
+def test_a_sender_held_after_a_throttled_login_shows_until_when_and_why(
+    site: TestClient, logged_in: str, rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(credentials=("reports@example.com", SECRET), auth_throttle=1)
+    added = post(site, "/mailbox/senders", logged_in, form(server, password=SECRET))
+    assert added.status_code == 303
+    [saved] = service.list_senders(rt)
+    service.set_default_sender(rt, saved.id)
+    submit_message(
+        rt,
+        {"to": ["alice@example.org"], "subject": "Hi", "text": "Hi."},
+        caller=SYSTEM,
+        client_ip=None,
+    )
+    drain_once(rt, worker_id="w1", limit=10)
+    [held] = held_senders(rt)
+
+    row = site.get("/mailbox").text.split(f'<tr data-sender-id="{saved.id}"', 1)[1]
+    row = row.split("</tr>", 1)[0]
+
+    assert '<span class="badge pending">Paused</span>' in row
+    hold = row.split(f'id="sender-hold-{saved.id}">', 1)[1].split("</span>", 1)[0]
+    until = held.held_until.strftime("%Y-%m-%d %H:%M")
+    assert hold == (
+        f"Sending paused until {until} UTC: <code>smtp_auth_throttled</code> "
+        f"{escape(LOGIN_THROTTLED_REPLY)}"
+    )
+    service.update_sender(rt, saved.id, {"display_name": "Reports"})  # an edit lifts it
+    assert "Paused" not in site.get("/mailbox").text
 
 
 def test_a_preset_fills_what_was_left_empty_without_script(

@@ -17,6 +17,8 @@ from postdesk.errors import DeliveryError, error_body
 
 THROTTLING_REPLIES = frozenset({421, 450, 451, 452})
 AUTH_FAILED_REPLIES = frozenset({534, 535})
+# RFC 4954: "A password transition is needed": the account must log in once with PLAIN.
+PASSWORD_TRANSITION_REPLY = 432
 _SPAM_WORDS = re.compile(r"spam|dt:spm|content|blocked|unsolicited|junk", re.IGNORECASE)
 _STRONG_SPAM_WORDS = re.compile(r"spam|dt:spm|unsolicited", re.IGNORECASE)
 _SIZE_WORDS = re.compile(r"\bsize\b|too (?:large|big)|exceeds", re.IGNORECASE)
@@ -46,6 +48,7 @@ class DiagnosisCode(enum.StrEnum):
     CERTIFICATE_UNTRUSTED = "smtp_certificate_untrusted"
     STARTTLS_UNSUPPORTED = "smtp_starttls_unsupported"
     AUTH_FAILED = "smtp_auth_failed"
+    AUTH_THROTTLED = "smtp_auth_throttled"
     AUTH_UNSUPPORTED = "smtp_auth_unsupported"
     SENDER_REJECTED = "smtp_sender_rejected"
     RECIPIENT_REJECTED = "smtp_recipient_rejected"
@@ -107,12 +110,25 @@ def classify_reply(
     known = provider_reply(code, text)
     if known is not None:
         return Diagnosis(DiagnosisCode(known.code), known.hint, transient)
-    diagnosis_code = _reply_code(code, text, stage)
+    diagnosis_code = _login_reply_code(code, stage) or _reply_code(code, text, stage)
     if diagnosis_code is DiagnosisCode.ERROR:
         hint = _server_words_hint(code, text, transient)
+    elif stage is Stage.AUTH and code == PASSWORD_TRANSITION_REPLY:
+        hint = _TRANSITION_HINT.format(where=_where(endpoint))
     else:
         hint = _REPLY_HINTS[diagnosis_code](_where(endpoint))
     return Diagnosis(diagnosis_code, hint, transient)
+
+
+def _login_reply_code(code: int, stage: Stage) -> DiagnosisCode | None:
+    """A 4xx reply to AUTH. A password transition needs the account holder; any other is
+    the server refusing logins for now (454 "Temporary authentication failure", or too
+    many attempts), where trying again at once only prolongs a lock-out."""
+    if stage is not Stage.AUTH or not is_transient_reply(code):
+        return None
+    if code == PASSWORD_TRANSITION_REPLY:
+        return DiagnosisCode.AUTH_FAILED
+    return DiagnosisCode.AUTH_THROTTLED
 
 
 def _reply_code(code: int, text: str, stage: Stage) -> DiagnosisCode:
@@ -234,6 +250,12 @@ _AUTH_UNSUPPORTED_HINT = (
     "login, leave the password empty."
 )
 
+_TRANSITION_HINT = (
+    "{where} asks for a password transition: the account must log in once with the PLAIN "
+    "method (for example from a mail client) before the method postdesk chose works. Do "
+    "that, then edit the sender or send a test mail; until then its mail waits."
+)
+
 _CONDITION_HINTS: dict[Condition, str] = {
     Condition.UNREACHABLE: (
         "{where} cannot be reached from this server: check the address and port, the "
@@ -306,6 +328,13 @@ _REPLY_HINTS = {
         "when no username is set) and the password. For QQ, 163, 126 and Gmail the password "
         "must be the authorization code / app password from the mailbox settings, not the "
         "account password."
+    ),
+    DiagnosisCode.AUTH_THROTTLED: lambda where: (
+        f"{where} refuses logins for now, usually after too many login attempts: postdesk "
+        "pauses this sender's mail, which waits without spending attempts, and tries one "
+        "login again after a pause that grows each time the server refuses. Check that no "
+        "other system (an old mail client, a script, another server) keeps trying this "
+        "account with a wrong password."
     ),
     DiagnosisCode.AUTH_UNSUPPORTED: lambda where: _AUTH_UNSUPPORTED_HINT.format(
         where=where, plain=" (it refuses to log in over plain text)"

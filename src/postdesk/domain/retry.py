@@ -6,6 +6,9 @@ attempts, so four delays mean five attempts in all. Every delay is multiplied by
 factor drawn uniformly from ``[1 - JITTER, 1 + JITTER]`` so that messages that failed
 together (a provider's throttling hits a whole batch at once) do not all come back at the
 same second and get throttled together again.
+
+``login_cooldown`` is how long a sender is held when its server refuses logins for now:
+growing with each such refusal in a row, jittered the same way.
 """
 
 from __future__ import annotations
@@ -54,3 +57,19 @@ def retry_delay(
     if not retries_left(attempt_number, delays):
         raise ValueError(f"attempt {attempt_number} was the last of {max_attempts(delays)}")
     return float(delays[attempt_number - 1]) * jitter_factor(rng, spread)
+
+
+# A sender whose logins the server refuses for now is held this long after its first such
+# refusal, twice as long after each further one in a row, and never longer than the cap.
+LOGIN_COOLDOWN_S = 60.0
+MAX_LOGIN_COOLDOWN_S = 1800.0
+
+
+def login_cooldown(throttles: int, rng: RandomSource, *, spread: float = JITTER) -> float:
+    """Seconds to hold a sender after its ``throttles``-th throttled login in a row (1-based):
+    about 1, 2, 4, 8 and 16 minutes, then 30, each scaled by the jitter factor."""
+    if throttles < 1:
+        raise ValueError(f"throttled logins are counted from 1, not {throttles}")
+    doublings = min(throttles - 1, 16)  # far past the cap already; keeps the power small
+    base = min(LOGIN_COOLDOWN_S * 2.0**doublings, MAX_LOGIN_COOLDOWN_S)
+    return base * jitter_factor(rng, spread)

@@ -3,9 +3,9 @@
 A message is ``queued``, then ``sending`` under a worker's lease, then ``sent`` or
 ``failed``; a transient failure makes it ``retrying`` until its next attempt is due.
 Each attempt ends ``sent``, ``retrying``, ``failed`` or ``held``: held means the server
-refused the login, so the sender's queue pauses and the message waits again without
-spending the attempt. Records are of three kinds: mail handed to postdesk (``message``),
-a ``test`` mail, and a ``verification_code`` mail.
+refused the login, or refuses logins for now, so the sender's queue pauses and the
+message waits (``retrying``) without spending the attempt. Records are of three kinds:
+mail handed to postdesk (``message``), a ``test`` mail, and a ``verification_code`` mail.
 
 Pure code (stdlib and the domain only).
 """
@@ -49,6 +49,8 @@ FINAL = frozenset({MessageStatus.SENT, MessageStatus.FAILED})
 WAITING = (MessageStatus.QUEUED, MessageStatus.RETRYING)
 # What a claim may take: ``sending`` only once its lease ran out.
 CLAIMABLE = (MessageStatus.SENDING, MessageStatus.RETRYING, MessageStatus.QUEUED)
+# A login the server refused, or refuses for now: the sender is held, no attempt spent.
+HOLDING_CODES = frozenset({DiagnosisCode.AUTH_FAILED, DiagnosisCode.AUTH_THROTTLED})
 
 
 def waiting_status(attempts: int) -> MessageStatus:
@@ -72,12 +74,12 @@ def after_attempt(
     attempts: int, failure: Failure | None, delays: Sequence[float], rng: RandomSource
 ) -> Step:
     """The step after attempt number ``attempts + 1``, which ended with ``failure`` (or
-    succeeded): sent; held (a refused login spends no attempt); retried after the next
-    delay while transient failures have attempts left; else failed."""
+    succeeded): sent; held (a refused or throttled login spends no attempt); retried after
+    the next delay while transient failures have attempts left; else failed."""
     if failure is None:
         return Step(AttemptOutcome.SENT, MessageStatus.SENT, attempts + 1)
-    if failure.code == DiagnosisCode.AUTH_FAILED:
-        return Step(AttemptOutcome.HELD, waiting_status(attempts), attempts, failure=failure)
+    if failure.code in HOLDING_CODES:
+        return Step(AttemptOutcome.HELD, MessageStatus.RETRYING, attempts, failure=failure)
     made = attempts + 1
     if failure.transient and retries_left(made, delays):
         delay = timedelta(seconds=retry_delay(made, delays, rng))

@@ -88,6 +88,11 @@ class Sender(Base):
     held_until: Mapped[datetime | None] = mapped_column()
     hold_code: Mapped[str | None] = mapped_column(String(64))
     hold_message: Mapped[str | None] = mapped_column(Text)
+    # Logins the server refused for now, in a row: each such hold lasts longer.
+    login_throttles: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Once a hold ends, one worker tries one mail (the probe) and no other claims the
+    # sender's mail until it is done or this time has passed.
+    probe_until: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

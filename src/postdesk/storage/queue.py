@@ -151,6 +151,7 @@ _SENDERS = select(
     Sender.held_until,
     Sender.hold_code,
     Sender.hold_message,
+    Sender.login_throttles,
 ).where(Sender.id.in_(_ids()))
 
 
@@ -195,6 +196,7 @@ class SenderState:
     held_until: datetime | None
     hold_code: str | None
     hold_message: str | None
+    login_throttles: int  # logins the server refused for now, in a row
 
 
 def sender_states(session: Session, sender_ids: Iterable[int]) -> dict[int, SenderState]:
@@ -323,17 +325,30 @@ def update_owned(session: Session, message_id: int, worker_id: str, values: dict
     return bool(result.rowcount)
 
 
-def hold_sender(session: Session, sender_id: int, until: datetime, code: str, message: str) -> None:
-    """Pause the sender's queue until ``until`` (a wrong login fails every message alike)."""
+def hold_sender(
+    session: Session,
+    sender_id: int,
+    until: datetime,
+    code: str,
+    message: str,
+    *,
+    login_throttles: int | None = None,
+) -> None:
+    """Pause the sender's queue until ``until`` (a wrong login fails every message alike);
+    ``login_throttles`` sets the count of logins refused for now in a row (else kept)."""
+    values: dict[str, Any] = {
+        "held_until": until,
+        "hold_code": code,
+        "hold_message": message,
+        "probe_until": None,
+        "updated_at": Sender.updated_at,  # a hold is not an edit: no onupdate timestamp
+    }
+    if login_throttles is not None:
+        values["login_throttles"] = login_throttles
     session.execute(
         update(Sender)
         .where(Sender.id == sender_id)
-        .values(
-            held_until=until,
-            hold_code=code,
-            hold_message=message,
-            updated_at=Sender.updated_at,  # a hold is not an edit: no onupdate timestamp
-        )
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
 

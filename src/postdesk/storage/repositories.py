@@ -66,7 +66,8 @@ def count_admins(session: Session) -> int:
 
 
 def release_sender_hold(session: Session, sender_id: int) -> bool:
-    """End a sender's hold now (it was edited, or a test mail passed); True if it was held.
+    """End a sender's hold now (it was edited, a test mail passed, or a mail logged in);
+    True if it was held. The count of logins refused for now starts again.
 
     Its messages are claimed again at the next poll; call ``Runtime.notify_submitted``
     after the commit to wake the embedded worker at once.
@@ -74,7 +75,14 @@ def release_sender_hold(session: Session, sender_id: int) -> bool:
     result = session.execute(
         update(Sender)
         .where(Sender.id == sender_id, Sender.hold_code.is_not(None))
-        .values(held_until=None, hold_code=None, hold_message=None, updated_at=Sender.updated_at)
+        .values(
+            held_until=None,
+            hold_code=None,
+            hold_message=None,
+            probe_until=None,
+            login_throttles=0,
+            updated_at=Sender.updated_at,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))

@@ -24,6 +24,7 @@ from postdesk.errors import (
 )
 from postdesk.http.deps import RuntimeDep, peer_ip, row_id
 from postdesk.http.errors import status_for
+from postdesk.services.delivery.queue_health import held_senders
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders.accounts import (
     SenderView,
@@ -243,6 +244,7 @@ def _answer(
         "section": "mailbox",
         "open": True,
         "senders": senders,
+        "holds": {held.id: held for held in held_senders(rt)},
         "default_sender_id": settings.default_sender_id,
         "configured": settings.configured,
         "notice": {"level": level, "text": text} if text else None,

@@ -23,6 +23,7 @@ SPEC_CODES = {
     "smtp_certificate_untrusted",
     "smtp_starttls_unsupported",
     "smtp_auth_failed",
+    "smtp_auth_throttled",
     "smtp_auth_unsupported",
     "smtp_sender_rejected",
     "smtp_recipient_rejected",
@@ -82,7 +83,11 @@ def test_every_condition_gets_a_spec_code_and_a_hint(
     assert diagnosis.hint.strip()
 
 
-@given(code=st.sampled_from([421, 450, 451, 452]), text=reply_texts, stage=stages)
+@given(
+    code=st.sampled_from([421, 450, 451, 452]),
+    text=reply_texts,
+    stage=stages.filter(lambda stage: stage is not Stage.AUTH),
+)
 def test_rate_and_load_replies_are_throttled(code: int, text: str, stage: Stage) -> None:
     diagnosis = classify_reply(code, text, stage, ENDPOINT)
     assert diagnosis.code is DiagnosisCode.THROTTLED
@@ -99,6 +104,27 @@ def test_535_and_534_are_auth_failures(code: int, text: str, stage: Stage) -> No
         assert provider in diagnosis.hint
     assert "authorization code" in diagnosis.hint
     assert "app password" in diagnosis.hint
+
+
+@given(code=st.integers(400, 499).filter(lambda c: c != 432), text=reply_texts)
+def test_a_4xx_reply_to_auth_is_a_throttled_login(code: int, text: str) -> None:
+    diagnosis = classify_reply(code, text, Stage.AUTH, ENDPOINT)
+    assert diagnosis.code is DiagnosisCode.AUTH_THROTTLED
+    assert diagnosis.transient
+    assert "refuses logins for now" in diagnosis.hint
+    assert "tries one login again" in diagnosis.hint
+    assert "no other system" in diagnosis.hint
+    assert "wrong password" in diagnosis.hint
+    assert "max_per_minute" not in diagnosis.hint
+
+
+def test_432_password_transition_asks_the_account_holder() -> None:
+    reply = "4.7.12 A password transition is needed"
+    diagnosis = classify_reply(432, reply, Stage.AUTH, ENDPOINT)
+    assert diagnosis.code is DiagnosisCode.AUTH_FAILED
+    assert "password transition" in diagnosis.hint
+    assert "PLAIN" in diagnosis.hint
+    assert "smtp.example.com:587" in diagnosis.hint
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from postdesk.config import DEFAULT_RETRY_DELAYS
 from postdesk.domain.retry import (
     JITTER,
+    MAX_LOGIN_COOLDOWN_S,
     jitter_factor,
+    login_cooldown,
     max_attempts,
     retries_left,
     retry_delay,
@@ -96,3 +98,27 @@ def test_attempt_numbers_start_at_one(attempt: int) -> None:
 def test_spread_must_be_a_fraction() -> None:
     with pytest.raises(ValueError, match="spread"):
         jitter_factor(FixedRandom(0.5), 1.5)
+
+
+def test_the_login_cooldown_doubles_up_to_thirty_minutes() -> None:
+    middle = FixedRandom(0.5)  # factor exactly 1
+    minutes = [login_cooldown(n, middle) / 60 for n in range(1, 9)]
+    assert minutes == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert login_cooldown(10_000, middle) == MAX_LOGIN_COOLDOWN_S
+
+
+@given(throttles=st.integers(min_value=1, max_value=100), seed=st.integers())
+def test_the_login_cooldown_is_jittered_and_never_shrinks_below_the_last(
+    throttles: int, seed: int
+) -> None:
+    rng = random.Random(seed)
+    base = min(60.0 * 2.0 ** min(throttles - 1, 16), MAX_LOGIN_COOLDOWN_S)
+    assert base * (1 - JITTER) <= login_cooldown(throttles, rng) <= base * (1 + JITTER)
+    assert login_cooldown(throttles + 1, FixedRandom(0.5)) >= login_cooldown(
+        throttles, FixedRandom(0.5)
+    )
+
+
+def test_throttled_logins_are_counted_from_one() -> None:
+    with pytest.raises(ValueError, match="from 1"):
+        login_cooldown(0, FixedRandom(0.5))

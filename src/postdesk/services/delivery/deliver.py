@@ -38,10 +38,14 @@ Retries and holds
     Transient failures are retried after ``POSTDESK_RETRY_DELAYS`` with jitter
     (``postdesk.domain.retry``); permanent ones and exhausted retries end ``failed`` with
     the diagnosis. ``smtp_auth_failed`` instead holds the sender for ``HOLD`` (a wrong
-    password would fail every message the same way): the message goes back to the queue
-    without spending an attempt, and the sender's messages are not claimed until the hold
-    ends (then one message probes the login again) or ``release_sender_hold`` ends it
-    early (the sender was edited, or a test mail passed).
+    password would fail every message the same way), and ``smtp_auth_throttled`` (the
+    server refuses logins for now) for ``login_cooldown``, longer for each such refusal
+    in a row: the message goes back to the queue without spending an attempt, and the
+    sender's messages are not claimed until the hold ends or ``release_sender_hold``
+    ends it early (the sender was edited, or a test mail passed). When it ends, one
+    message of the sender is claimed, by one worker (``storage.claims``), to probe the
+    login: past the login, the hold is lifted and the count starts again, so the rest
+    follow; refused again, the sender is held again.
 
 Rate limits are ``postdesk.services.delivery.rate_limits``; claiming is
 ``postdesk.services.delivery.claims``.
@@ -60,9 +64,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
-from postdesk.domain.diagnosis import Failure
-from postdesk.domain.retry import RandomSource
-from postdesk.domain.status import AttemptOutcome, after_attempt
+from postdesk.domain.diagnosis import DiagnosisCode, Failure
+from postdesk.domain.retry import RandomSource, login_cooldown
+from postdesk.domain.status import AttemptOutcome, Step, after_attempt
 from postdesk.services.delivery import metrics
 from postdesk.services.delivery.connections import ConnectionPool
 from postdesk.services.delivery.outcomes import (
@@ -214,8 +218,8 @@ class _Run:
         started, clock_start = self.rt.clock(), time.perf_counter()
         sent, failure = self._try_send(message, sender)
         now = self.rt.clock()
-        hold_until = now + HOLD  # if the server refused the login
         step = after_attempt(message.attempts, failure, self.rt.settings.retry_delays, self.rng)
+        hold_until, throttles = self._hold_end(step, sender, now)
         number = self._last_attempt.get(message.id, 0) + 1
         self._last_attempt[message.id] = number
         reply = sent.reply if sent else None
@@ -238,7 +242,17 @@ class _Run:
             )
         )
         if step.outcome is AttemptOutcome.HELD and step.failure is not None:
-            self._hold(sender, step.failure, hold_until)
+            self._hold(sender, step.failure, hold_until, throttles)
+
+    def _hold_end(
+        self, step: Step, sender: SenderState, now: datetime
+    ) -> tuple[datetime, int | None]:
+        """When a hold after ``step`` would end, and the count of logins refused for now
+        in a row it sets (``None``: a refused login, which leaves the count alone)."""
+        if step.failure is None or step.failure.code != DiagnosisCode.AUTH_THROTTLED:
+            return now + HOLD, None
+        throttles = sender.login_throttles + 1
+        return now + timedelta(seconds=login_cooldown(throttles, self.rng)), throttles
 
     def _try_send(
         self, message: Claimed, sender: SenderState
@@ -259,17 +273,25 @@ class _Run:
                 transient=True,
             )
 
-    def _hold(self, sender: SenderState, failure: Failure, until: datetime) -> None:
+    def _hold(
+        self, sender: SenderState, failure: Failure, until: datetime, throttles: int | None
+    ) -> None:
         """Hold the sender at once (a wrong login fails every message alike); the rest of
         its messages in this batch go back to the queue."""
 
         def hold(session: Session) -> list[Delivered]:
-            queue.hold_sender(session, sender.id, until, failure.code, failure.message)
+            queue.hold_sender(
+                session, sender.id, until, failure.code, failure.message, login_throttles=throttles
+            )
             return []
 
         self.commit(also=hold)
         self._senders[sender.id] = replace(
-            sender, held_until=until, hold_code=failure.code, hold_message=failure.message
+            sender,
+            held_until=until,
+            hold_code=failure.code,
+            hold_message=failure.message,
+            login_throttles=sender.login_throttles if throttles is None else throttles,
         )
 
     def _job(self, message: Claimed, sender: SenderState) -> Job:
@@ -361,16 +383,19 @@ class _Run:
     def _end_holds(
         self, session: Session, pending: Sequence[AttemptResult], written: set[int]
     ) -> None:
-        """A mail went through: end its sender's hold, if it had one (one that expired)."""
+        """A mail got past the login (sent, or not for another reason): end its sender's
+        hold, if it had one (one that ended: this mail was its probe)."""
         for result in pending:
-            if result.outcome is not AttemptOutcome.SENT or result.message_id not in written:
+            if result.outcome is AttemptOutcome.HELD or result.message_id not in written:
                 continue
             sender_id = self._sender_of.get(result.message_id)
+            if sender_id not in self.courier.logged_in:
+                continue
             state = self._senders.get(sender_id) if sender_id is not None else None
             if state is not None and state.hold_code is not None:
                 release_sender_hold(session, state.id)
                 self._senders[state.id] = replace(
-                    state, held_until=None, hold_code=None, hold_message=None
+                    state, held_until=None, hold_code=None, hold_message=None, login_throttles=0
                 )
 
     def _read_senders(self, session: Session, messages: Sequence[Claimed]) -> None:

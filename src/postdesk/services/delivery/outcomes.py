@@ -73,9 +73,10 @@ def put_back(
     *,
     error: Failure | None = None,
 ) -> Delivered | None:
-    """Back to the queue, due at ``due``, lease cleared, no attempt spent."""
+    """Back to the queue, due at ``due``, lease cleared, no attempt spent; with ``error``
+    (its sender is held) it is ``retrying`` and shows why."""
     values: dict[str, Any] = {
-        "status": waiting_status(message.attempts),
+        "status": MessageStatus.RETRYING if error is not None else waiting_status(message.attempts),
         "lease_owner": None,
         "lease_until": None,
         "next_attempt_at": due,
@@ -112,23 +113,38 @@ def fail_sender_deleted(
     return delivered(message.id, values)
 
 
+_WHY_HELD: dict[str, str] = {
+    DiagnosisCode.AUTH_THROTTLED: (
+        "because the server refuses logins for now, usually after too many attempts; then "
+        "one mail tries the login again. Check that no other system keeps trying this "
+        "account with a wrong password."
+    ),
+}
+_REFUSED = (
+    "because the server refused the login. Correct the password (for QQ, 163, 126 and "
+    "Gmail: the authorization code or app password) with sender edit; the queue resumes at "
+    "once."
+)
+
+
 def hold_failure(sender: SenderState) -> Failure:
     """What a message of a held sender shows while it waits."""
     until = sender.held_until.strftime("%Y-%m-%d %H:%M UTC") if sender.held_until else "later"
+    code = sender.hold_code or DiagnosisCode.AUTH_FAILED
     return Failure(
-        sender.hold_code or DiagnosisCode.AUTH_FAILED,
+        code,
         sender.hold_message or "the server refused the login",
-        hint=f"Sending from {sender.address} is paused until {until} because the server "
-        "refused the login. Correct the password (for QQ, 163, 126 and Gmail: the "
-        "authorization code or app password) with sender edit; the queue resumes at once.",
+        hint=f"Sending from {sender.address} is paused until {until} "
+        + _WHY_HELD.get(code, _REFUSED),
     )
 
 
 def held_columns(failure: Failure, until: datetime, now: datetime) -> dict[str, Any]:
     """The message's columns while its sender is held: due again now, attempt not spent."""
     note = (
-        f" Sending from this sender is paused until {until:%Y-%m-%d %H:%M} UTC; editing the "
-        "sender or a passing test mail resumes it at once. This mail will be sent then."
+        f" Sending from this sender is paused until {until:%Y-%m-%d %H:%M} UTC, then one "
+        "mail tries the login again and the rest follow once it passes; editing the sender "
+        "or a passing test mail resumes it at once."
     )
     return {
         "next_attempt_at": now,

@@ -42,6 +42,8 @@ class Courier:
         # A sender whose connection could not be opened fails the rest of its messages in
         # this batch with the same diagnosis, instead of waiting out the timeout again.
         self.broken: dict[int, Failure] = {}
+        # Senders that got a connection, so past the login, in this batch.
+        self.logged_in: set[int] = set()
 
     def send(self, job: Job) -> tuple[SendReceipt | None, Failure | None]:
         """What the server accepted, or why the mail did not go."""
@@ -57,6 +59,7 @@ class Courier:
         except DeliveryError as exc:
             self.broken[job.sender_id] = Failure.of(exc)
             return None, self.broken[job.sender_id]
+        self.logged_in.add(job.sender_id)
         try:
             sent = connection.send(
                 envelope_from=mail.envelope_from,

@@ -252,11 +252,11 @@ def test_a_failed_login_holds_the_sender_without_spending_retries(
     sender_id = add_sender(rt, server.sender(password="account-password"))
     ids = queue(rt, 3)
     results = drain(rt)
-    assert [r.status for r in results] == ["queued"] * 3
+    assert [r.status for r in results] == ["retrying"] * 3
     assert len(server.logins) == 1  # one probe, not one failed login per message
     for message_id in ids:
         row = load(rt, message_id)
-        assert (row.status, row.attempts, row.error_code) == ("queued", 0, "smtp_auth_failed")
+        assert (row.status, row.attempts, row.error_code) == ("retrying", 0, "smtp_auth_failed")
         assert "paused until" in (row.error_hint or "")
     [held] = held_senders(rt)
     assert (held.id, held.code, held.held_until) == (sender_id, "smtp_auth_failed", T0 + HOLD)

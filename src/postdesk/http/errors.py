@@ -79,7 +79,17 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(error)
 
 
+def _unreadable_body(exc: HTTPException) -> bool:
+    """FastAPI's 400 for a JSON body that is not UTF-8: bad input like any broken JSON."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError)
+
+
 def _http_response(exc: HTTPException) -> JSONResponse:
+    if _unreadable_body(exc):
+        error = errors.ValidationError(
+            {"body": "is not text in UTF-8"}, hint="Send the body as JSON encoded in UTF-8."
+        )
+        return error_response(error)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
     if exc.status_code == 404:

@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
         ("PUT", "/api/v1/senders/1", "DELETE, GET, PATCH"),
         ("DELETE", "/api/v1/settings/mail", "GET, PUT"),
         ("GET", "/api/v1/tokens/1", "DELETE"),
+        # Not ids: these paths are their own, with their own methods.
+        ("PATCH", "/api/v1/senders/test", "POST"),
+        ("GET", "/api/v1/messages/batch", "POST"),
     ],
 )
 def test_a_method_not_allowed_names_every_method_of_the_path(

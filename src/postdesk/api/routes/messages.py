@@ -72,7 +72,7 @@ def submit_batch(
 
 
 @router.get(
-    "/messages/{message_id}", response_model=None,
+    "/messages/{message_id:row_id}", response_model=None,
     responses=answers(200, MessageStatus, 404, 422),
 )  # fmt: skip
 def status(message_id: PathId, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:

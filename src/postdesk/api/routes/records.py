@@ -65,6 +65,8 @@ def export_csv(rt: RuntimeDep, _caller: AdminDep, flt: FilterDep) -> StreamingRe
     )
 
 
-@router.get("/{record_id}", response_model=None, responses=answers(200, RecordDetail, 404, 422))
+@router.get(
+    "/{record_id:row_id}", response_model=None, responses=answers(200, RecordDetail, 404, 422)
+)
 def detail(record_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return records.get_record(rt, record_id).to_dict()

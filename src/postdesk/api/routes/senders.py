@@ -62,13 +62,15 @@ def test_unsaved(
     return {"ok": True, "message_id": result.message_id, "record_id": result.record_id}
 
 
-@router.get("/senders/{sender_id}", response_model=None, responses=answers(200, Sender, 404, 422))
+@router.get(
+    "/senders/{sender_id:row_id}", response_model=None, responses=answers(200, Sender, 404, 422)
+)
 def get_sender(sender_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return service.get_sender(rt, sender_id).to_dict()
 
 
 @router.patch(
-    "/senders/{sender_id}", response_model=None,
+    "/senders/{sender_id:row_id}", response_model=None,
     responses=answers(200, Sender, 404, 409, 413, 422),
 )  # fmt: skip
 def update_sender(
@@ -77,14 +79,16 @@ def update_sender(
     return service.update_sender(rt, sender_id, body.model_dump(exclude_unset=True)).to_dict()
 
 
-@router.delete("/senders/{sender_id}", status_code=204, responses=answers(204, None, 404, 422))
+@router.delete(
+    "/senders/{sender_id:row_id}", status_code=204, responses=answers(204, None, 404, 422)
+)
 def delete_sender(sender_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_sender(rt, sender_id)
     return Response(status_code=204)
 
 
 @router.post(
-    "/senders/{sender_id}/test", response_model=None,
+    "/senders/{sender_id:row_id}/test", response_model=None,
     responses=answers(200, TestMailSent, 404, 413, 422, 502),
 )  # fmt: skip
 def test_saved(

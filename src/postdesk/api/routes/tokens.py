@@ -24,7 +24,7 @@ def create_token(body: TokenBody, rt: RuntimeDep, _caller: AdminDep) -> dict[str
     return service.create_token(rt, body.name, body.scope).to_dict()
 
 
-@router.delete("/{token_id}", status_code=204, responses=answers(204, None, 404, 422))
+@router.delete("/{token_id:row_id}", status_code=204, responses=answers(204, None, 404, 422))
 def delete_token(token_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> Response:
     service.delete_token(rt, token_id)
     return Response(status_code=204)

@@ -159,3 +159,15 @@ def test_a_non_ascii_csrf_header_is_403(client: TestClient, admin_user: str) -> 
         error_of(answer, 403)
     csrf = login.json()["csrf_token"]
     assert client.put("/api/v1/settings/mail", json=body, headers={"X-CSRF-Token": csrf}).is_success
+
+
+@pytest.mark.parametrize("path", ["/api/v1/tokens", "/api/v1/messages", "/api/v1/auth/login"])
+def test_a_body_that_is_not_utf8_is_422_naming_it(
+    client: TestClient, admin: dict[str, str], path: str
+) -> None:
+    answer = client.post(
+        path, content=b'{"name": "\xff\xfe"}', headers={**admin, "Content-Type": "application/json"}
+    )
+    error = error_of(answer, 422)
+    assert error["fields"] == {"body": "is not text in UTF-8"}
+    assert error["hint"]

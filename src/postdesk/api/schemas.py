@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.convertors import Convertor, register_url_convertor
 
 from postdesk.storage.models import MAX_ROW_ID
 
@@ -17,6 +18,23 @@ from postdesk.storage.models import MAX_ROW_ID
 # field, before any query (SQLite and PostgreSQL would each fail in their own way).
 RowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 PathId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+
+class RowIdSegment(Convertor[str]):
+    """A path segment that may name a row: digits, perhaps signed, checked by ``PathId``.
+    Any other segment is another path, so ``PATCH /senders/test`` is a 405 naming the
+    methods of ``/senders/test``, not a 422 about a sender id."""
+
+    regex = "-?[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("row_id", RowIdSegment())
 
 
 class Body(BaseModel):

@@ -17,7 +17,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from postdesk import errors
 from postdesk.storage.db import STORAGE_ERRORS
@@ -79,13 +81,36 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(error)
 
 
-def _http_response(exc: HTTPException) -> JSONResponse:
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path, for ``Allow`` (Starlette names only
+    those of the first route whose path matches)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
+
+
+def _unreadable_body(exc: HTTPException) -> bool:
+    """FastAPI's 400 for a JSON body that is not UTF-8: bad input like any broken JSON."""
+    return exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError)
+
+
+def _http_response(request: Request, exc: HTTPException) -> JSONResponse:
+    if _unreadable_body(exc):
+        error = errors.ValidationError(
+            {"body": "is not text in UTF-8"}, hint="Send the body as JSON encoded in UTF-8."
+        )
+        return error_response(error)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
     if exc.status_code == 404:
         message = "Nothing is here; see /api/docs for the API."
     body = {"error": errors.error_body(code, message)}
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 ErrorPage = Callable[[Request, int, dict[str, Any]], Response]
@@ -116,7 +141,7 @@ def install_error_handlers(app: FastAPI, page: ErrorPage | None = None) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return answer(request, _http_response(exc))
+        return answer(request, _http_response(request, exc))
 
     async def storage_error(request: Request, exc: Exception) -> Response:
         log.error("storage unavailable: %s", type(exc).__name__)

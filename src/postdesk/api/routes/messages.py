@@ -7,6 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from postdesk.api.responses import (
+    CALLER_ERRORS,
+    Accepted,
+    BatchAccepted,
+    CodeChecked,
+    CodeSent,
+    MessageStatus,
+    answers,
+)
 from postdesk.api.schemas import (
     BatchBody,
     MessageBody,
@@ -18,7 +27,7 @@ from postdesk.http.deps import CallerDep, RuntimeDep, requester_ip
 from postdesk.services.messages import submission as service
 from postdesk.services.messages.verification import check_code, request_code
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], responses=CALLER_ERRORS)
 
 
 def _request(body: MessageBody) -> dict[str, Any]:
@@ -27,7 +36,10 @@ def _request(body: MessageBody) -> dict[str, Any]:
     return data
 
 
-@router.post("/messages", status_code=202)
+@router.post(
+    "/messages", status_code=202, response_model=None,
+    responses=answers(202, Accepted, 404, 409, 413, 422),
+)  # fmt: skip
 def submit(body: MessageBody, request: Request, rt: RuntimeDep, caller: CallerDep) -> JSONResponse:
     """Queue one mail; it is committed before this answers 202."""
     ip = requester_ip(request, rt, body.client_ip)
@@ -35,7 +47,10 @@ def submit(body: MessageBody, request: Request, rt: RuntimeDep, caller: CallerDe
     return JSONResponse({"id": submitted.id, "status": submitted.status}, status_code=202)
 
 
-@router.post("/messages/batch", status_code=202)
+@router.post(
+    "/messages/batch", status_code=202, response_model=None,
+    responses=answers(202, BatchAccepted, 404, 409, 413, 422),
+)  # fmt: skip
 def submit_batch(
     body: BatchBody, request: Request, rt: RuntimeDep, caller: CallerDep
 ) -> JSONResponse:
@@ -56,12 +71,18 @@ def submit_batch(
     return JSONResponse({"ids": ids}, status_code=202)
 
 
-@router.get("/messages/{message_id}")
+@router.get(
+    "/messages/{message_id:row_id}", response_model=None,
+    responses=answers(200, MessageStatus, 404, 422),
+)  # fmt: skip
 def status(message_id: PathId, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     return service.get_message(rt, message_id, caller=caller).to_dict()
 
 
-@router.post("/verification-codes", status_code=202)
+@router.post(
+    "/verification-codes", status_code=202, response_model=None,
+    responses=answers(202, CodeSent, 409, 413, 422, 429),
+)  # fmt: skip
 def request_verification_code(
     body: VerificationRequestBody, request: Request, rt: RuntimeDep, caller: CallerDep
 ) -> JSONResponse:
@@ -69,7 +90,10 @@ def request_verification_code(
     return JSONResponse({"expires_in": sent.expires_in}, status_code=202)
 
 
-@router.post("/verification-codes/check")
+@router.post(
+    "/verification-codes/check", response_model=None,
+    responses=answers(200, CodeChecked, 413, 422),
+)  # fmt: skip
 def check_verification_code(
     body: VerificationCheckBody, rt: RuntimeDep, _caller: CallerDep
 ) -> dict[str, bool]:

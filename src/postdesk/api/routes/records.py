@@ -7,6 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
+from postdesk.api.responses import (
+    CALLER_ERRORS,
+    CSV_ANSWER,
+    RecordDetail,
+    RecordPage,
+    answers,
+    errors,
+)
 from postdesk.api.schemas import PathId
 from postdesk.domain.records import RecordFilter
 from postdesk.http.deps import AdminDep, RuntimeDep
@@ -14,7 +22,7 @@ from postdesk.services.records import export as record_export
 from postdesk.services.records import filters as record_filters
 from postdesk.services.records import lookup as records
 
-router = APIRouter(prefix="/records", tags=["records"])
+router = APIRouter(prefix="/records", tags=["records"], responses=CALLER_ERRORS)
 
 
 def record_filter(
@@ -35,7 +43,7 @@ def record_filter(
 FilterDep = Annotated[RecordFilter, Depends(record_filter)]
 
 
-@router.get("")
+@router.get("", response_model=None, responses=answers(200, RecordPage, 422))
 def search(
     rt: RuntimeDep,
     _caller: AdminDep,
@@ -48,7 +56,7 @@ def search(
     return page.to_dict()
 
 
-@router.get(".csv", response_class=StreamingResponse)
+@router.get(".csv", response_class=StreamingResponse, responses={**CSV_ANSWER, **errors(422)})
 def export_csv(rt: RuntimeDep, _caller: AdminDep, flt: FilterDep) -> StreamingResponse:
     return StreamingResponse(
         record_export.iter_records_csv(rt, flt),
@@ -57,6 +65,8 @@ def export_csv(rt: RuntimeDep, _caller: AdminDep, flt: FilterDep) -> StreamingRe
     )
 
 
-@router.get("/{record_id}")
+@router.get(
+    "/{record_id:row_id}", response_model=None, responses=answers(200, RecordDetail, 404, 422)
+)
 def detail(record_id: PathId, rt: RuntimeDep, _caller: AdminDep) -> dict[str, Any]:
     return records.get_record(rt, record_id).to_dict()

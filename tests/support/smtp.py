@@ -50,6 +50,14 @@ Fixtures
         Where to listen: default ``127.0.0.1`` and a port the OS picks. Another loopback
         address (``127.0.0.2``) on the port of a running server is a second server that
         only the host name tells apart.
+    ``greylist``
+        Like ``refuse``, but only on the connection that first names the address; on
+        any later connection it is accepted (a greylisting server, which wants the
+        client to come back later, not to ask again at once).
+    ``rcpt_limit``
+        Recipients per transaction: RCPT beyond this many accepted ones answers
+        ``rcpt_limit_reply`` (default ``"452 4.5.3 Too many recipients"``); a new
+        transaction (after DATA or RSET) starts counting again. Default: no limit.
 
 ``closed_port``
     A loopback port on which nothing listens.
@@ -63,7 +71,8 @@ signed its certificate), ``connections`` (how many clients connected, the server
 start-up check aside), ``messages`` (every accepted ``ReceivedMessage``: ``mail_from``,
 ``rcpt_tos``, ``content`` = the bytes exactly as on the wire between DATA and the final
 dot, after dot-unstuffing, ``mail_options``, ``peer`` = the client's address, the same
-for messages sent over one connection, and ``secure``), ``commands`` (every ``Command``
+for messages sent over one connection, and ``secure``), ``copies()`` (how many accepted
+envelopes named each recipient), ``commands`` (every ``Command``
 seen: ``verb`` and whether it came over TLS; AUTH shows only the mechanism), ``logins``
 (``(mechanism, login)`` of each AUTH attempt that reached the credential check) and
 ``sender(**overrides) -> SenderSettings``: a validated sender pointing at the server
@@ -139,6 +148,9 @@ class ServerOptions:
     refuse: Mapping[str, str] = field(default_factory=dict)
     host: str = HOST
     port: int = 0
+    greylist: Mapping[str, str] = field(default_factory=dict)
+    rcpt_limit: int | None = None
+    rcpt_limit_reply: str = "452 4.5.3 Too many recipients"
 
 
 def make_sender(host: str, port: int, **fields: Any) -> SenderSettings:
@@ -166,6 +178,7 @@ class SmtpTestServer:
         self.commands: list[Command] = []
         self.logins: list[tuple[str, str]] = []
         self._replies = {verb.upper(): collections.deque(r) for verb, r in options.replies.items()}
+        self._greylisted_on: dict[str, Session] = {}  # address -> the connection's session
         self._controller = _PortZeroController(
             _Handler(self), listen_port=options.port, **self._smtp_arguments(ca)
         )
@@ -192,6 +205,22 @@ class SmtpTestServer:
 
     def verbs(self) -> list[str]:
         return [command.verb for command in self.commands]
+
+    def copies(self) -> collections.Counter[str]:
+        """How many accepted envelopes named each recipient."""
+        return collections.Counter(rcpt for message in self.messages for rcpt in message.rcpt_tos)
+
+    def refusal(self, address: str, session: Session, accepted: int) -> str | None:
+        """The RCPT answer for ``address`` in a transaction that took ``accepted`` so far."""
+        options = self.options
+        if address in options.refuse:
+            return options.refuse[address]
+        greylisted = address in options.greylist
+        if greylisted and self._greylisted_on.setdefault(address, session) is session:
+            return options.greylist[address]
+        if options.rcpt_limit is not None and accepted >= options.rcpt_limit:
+            return options.rcpt_limit_reply
+        return None
 
     def stop(self) -> None:
         """Stop listening and drop every connection (safe to call twice)."""
@@ -335,7 +364,7 @@ class _Handler:
         rcpt_options: list[str],
     ) -> Any:
         self._seen("RCPT", session)
-        refusal = self._server.options.refuse.get(address)
+        refusal = self._server.refusal(address, session, len(envelope.rcpt_tos))
         return refusal or self._server.scripted("RCPT") or MISSING
 
     async def handle_DATA(  # noqa: N802

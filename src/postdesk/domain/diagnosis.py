@@ -16,6 +16,9 @@ from postdesk.domain.provider_replies import provider_reply
 from postdesk.errors import DeliveryError, error_body
 
 THROTTLING_REPLIES = frozenset({421, 450, 451, 452})
+# "Too many recipients" at RCPT: 452, or 552 as RFC 821 had it, which RFC 5321
+# (section 4.5.3.1.10) says to treat as the temporary 452.
+TOO_MANY_RECIPIENTS_REPLIES = frozenset({452, 552})
 AUTH_FAILED_REPLIES = frozenset({534, 535})
 # RFC 4954: "A password transition is needed": the account must log in once with PLAIN.
 PASSWORD_TRANSITION_REPLY = 432
@@ -97,16 +100,17 @@ class Diagnosis:
     transient: bool
 
 
-def is_transient_reply(code: int) -> bool:
-    """4xx replies are worth another attempt; everything else is final."""
-    return 400 <= code <= 499
+def is_transient_reply(code: int, stage: Stage | None = None) -> bool:
+    """4xx replies are worth another attempt, and 552 at RCPT (read as 452, too many
+    recipients); everything else is final."""
+    return 400 <= code <= 499 or (code == 552 and stage is Stage.RCPT)
 
 
 def classify_reply(
     code: int, text: str, stage: Stage, endpoint: Endpoint | None = None
 ) -> Diagnosis:
     """Diagnose an unexpected SMTP reply ``code text`` received at ``stage``."""
-    transient = is_transient_reply(code)
+    transient = is_transient_reply(code, stage)
     known = provider_reply(code, text)
     if known is not None:
         return Diagnosis(DiagnosisCode(known.code), known.hint, transient)
@@ -134,7 +138,7 @@ def _login_reply_code(code: int, stage: Stage) -> DiagnosisCode | None:
 def _reply_code(code: int, text: str, stage: Stage) -> DiagnosisCode:
     in_transaction = stage in (Stage.MAIL, Stage.RCPT, Stage.DATA)
     permanent = 500 <= code <= 599
-    if code in THROTTLING_REPLIES:
+    if code in THROTTLING_REPLIES or (code == 552 and stage is Stage.RCPT):
         return DiagnosisCode.THROTTLED
     if code in AUTH_FAILED_REPLIES:
         return DiagnosisCode.AUTH_FAILED

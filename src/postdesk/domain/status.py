@@ -18,6 +18,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
+from postdesk.domain.recipients import Tally
 from postdesk.domain.retry import RandomSource, retries_left, retry_delay
 
 
@@ -71,11 +72,23 @@ class Step:
 
 
 def after_attempt(
-    attempts: int, failure: Failure | None, delays: Sequence[float], rng: RandomSource
+    attempts: int,
+    failure: Failure | None,
+    delays: Sequence[float],
+    rng: RandomSource,
+    recipients: Tally | None = None,
 ) -> Step:
     """The step after attempt number ``attempts + 1``, which ended with ``failure`` (or
     succeeded): sent; held (a refused or throttled login spends no attempt); retried after
-    the next delay while transient failures have attempts left; else failed."""
+    the next delay while transient failures have attempts left; else failed.
+
+    ``recipients`` counts what each recipient has come to, this attempt included, when
+    the server answered for each: once none is pending, the mail is sent if at least one
+    got it (the others were refused for good), else failed with ``failure``; while some
+    are pending, ``failure`` (why they are) decides as above.
+    """
+    if recipients is not None and not recipients.pending and recipients.delivered:
+        return Step(AttemptOutcome.SENT, MessageStatus.SENT, attempts + 1)
     if failure is None:
         return Step(AttemptOutcome.SENT, MessageStatus.SENT, attempts + 1)
     if failure.code in HOLDING_CODES:
@@ -84,7 +97,15 @@ def after_attempt(
     if failure.transient and retries_left(made, delays):
         delay = timedelta(seconds=retry_delay(made, delays, rng))
         return Step(AttemptOutcome.RETRYING, MessageStatus.RETRYING, made, delay, failure)
+    note = _who_got_it(recipients)
     if failure.transient:
-        hint = f"postdesk gave up after {made} attempts. {failure.hint or ''}".strip()
-        failure = replace(failure, hint=hint)
+        note = f"postdesk gave up after {made} attempts" + (f"; {note}" if note else "")
+    if note:
+        failure = replace(failure, hint=f"{note}. {failure.hint or ''}".strip())
     return Step(AttemptOutcome.FAILED, MessageStatus.FAILED, made, failure=failure)
+
+
+def _who_got_it(recipients: Tally | None) -> str:
+    if recipients is None or not recipients.delivered:
+        return ""
+    return f"{recipients.delivered} of {recipients.total} recipients got the mail"

@@ -69,6 +69,7 @@ _LOAD = select(
     Message.message_id,
     Message.created_at,
     Message.next_attempt_at,
+    Message.recipient_results,
     ~_SMALL,
 ).where(Message.id.in_(_ids()), _OWNED)
 _BODIES = select(Message.html, Message.text).where(Message.id == bindparam("w_id"))
@@ -139,6 +140,7 @@ _WRITE_UNSENT = (
         smtp_code=_param("v_smtp_code", _M.smtp_code),
         next_attempt_at=_param("v_next", _M.next_attempt_at),
         sent_at=_param("v_sent_at", _M.sent_at),
+        recipient_results=_param("v_results", _M.recipient_results),
         **forgotten_codes(_param("v_status", _M.status) == MessageStatus.FAILED),
     )
 )
@@ -182,6 +184,7 @@ class Claimed:
     header_message_id: str | None  # the Message-ID header (``id`` is the row's)
     created_at: datetime
     next_attempt_at: datetime | None
+    recipient_results: dict[str, Any] | None  # each recipient's outcome so far, stored form
     large: bool  # its bodies were left out (``with_bodies`` reads them)
 
 
@@ -303,6 +306,7 @@ def _unsent_params(write: OutcomeWrite, worker_id: str) -> dict[str, Any]:
         "v_smtp_code": values["smtp_code"],
         "v_next": values["next_attempt_at"],
         "v_sent_at": values.get("sent_at"),
+        "v_results": values.get("recipient_results"),
     }
 
 

@@ -18,13 +18,20 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from postdesk.domain.diagnosis import Condition, Stage
+from postdesk.domain.diagnosis import (
+    TOO_MANY_RECIPIENTS_REPLIES,
+    Condition,
+    Stage,
+    is_transient_reply,
+)
 from postdesk.domain.senders import Encryption, SenderSettings
+from postdesk.errors import DeliveryError
 from postdesk.transport.data import MessageData, data_pieces, measure
 from postdesk.transport.diagnose import (
     condition_error,
     diagnose_for_sender,
     endpoint_of,
+    refusals_error,
     reply_text,
     secrets_of,
 )
@@ -38,17 +45,68 @@ AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 # one-shot iterator: it is read twice, once to measure it (SIZE) and once to send it.
 
 
+Reply = tuple[int | None, str]  # an SMTP reply code (None when there was none) and its text
+
+
 @dataclass
 class SendReceipt:
-    """What the server did with one message.
+    """What the server did with one message, over one transaction or several.
 
-    ``refused`` maps each recipient the server refused (while accepting others) to its
-    reply; ``reply`` is the server's answer to the message data (often a queue id).
+    ``accepted``: the recipients the server took the message for, each once, in order;
+    ``replies`` maps each to the server's answer to the data of its copy. ``refused``:
+    recipients refused for good (a 5xx reply at RCPT, but 552). ``deferred``: recipients
+    not sent to this time: refused for now (4xx, or 552 read as 452), or their
+    transaction failed after others had gone out. ``problem`` says why those refused
+    or deferred did not get it; ``reply`` is the server's answer to the message data,
+    one per transaction, joined.
     """
 
-    accepted: list[str]
-    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, Reply] = field(default_factory=dict)
+    deferred: dict[str, Reply] = field(default_factory=dict)
     reply: str = ""
+    replies: dict[str, Reply] = field(default_factory=dict)
+    problem: DeliveryError | None = None
+
+    def add(self, taken: _Transaction) -> None:
+        """A transaction's outcome: recipients refused for now until then are settled."""
+        for rcpt in (*taken.accepted, *taken.refused):
+            self.deferred.pop(rcpt, None)
+        self.accepted += taken.accepted
+        self.refused.update(taken.refused)
+        self.deferred.update(taken.deferred)
+        if taken.reply is not None:
+            self.replies.update(dict.fromkeys(taken.accepted, taken.reply))
+            self.reply = "; ".join(filter(None, (self.reply, taken.reply[1])))
+
+    def stop(self, recipients: Sequence[str], error: DeliveryError) -> None:
+        """A transaction failed as a whole: its recipients did not get the message."""
+        settled = self.deferred if error.transient else self.refused
+        for rcpt in recipients:
+            self.deferred.pop(rcpt, None)
+            settled[rcpt] = (error.smtp_code, error.message)
+        self.problem = error
+
+
+@dataclass
+class _Transaction:
+    """One transaction's answers: taken, refused for good, refused for now; the data reply."""
+
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, Reply] = field(default_factory=dict)
+    deferred: dict[str, Reply] = field(default_factory=dict)
+    reply: Reply | None = None
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """What every transaction of one message sends: the same sender, options and bytes."""
+
+    sender: str
+    message: MessageData
+    size: int
+    eight_bit: bool
+    smtputf8: bool
 
 
 @functools.cache
@@ -238,51 +296,80 @@ class SmtpConnection:
         message: MessageData,
         smtputf8: bool = False,
     ) -> SendReceipt:
-        """Send one message in one SMTP transaction.
+        """Send one message so that each recipient gets one copy.
 
         ``message`` is a whole RFC 5322 message: bytes, or a sequence of byte chunks
         (``bytes`` or ``memoryview``) streamed in order without being joined. Bare LF and
         lone CR line ends become CRLF, even across chunk boundaries. SMTPUTF8 is asked for
-        when ``smtputf8`` is set or an address is not ASCII. Raises ``DeliveryError`` when
-        the message was not accepted for any recipient; recipients refused while others
-        were accepted are reported in the receipt instead.
+        when ``smtputf8`` is set or an address is not ASCII.
+
+        A server that takes only so many recipients per transaction (452 "too many
+        recipients", or 552 at RCPT, which RFC 5321 section 4.5.3.1.10 reads as 452) gets
+        those it refused for now in further transactions on this connection, with the
+        same bytes, until one of them takes nobody. Raises ``DeliveryError`` when the
+        first transaction fails as a whole (nothing was sent); once some recipients got
+        the message, a failed transaction ends the sending and the receipt reports its
+        recipients instead. A receipt may have accepted nobody: ``problem`` says why.
         """
         if not recipients:
             raise ValueError("a message needs at least one recipient")
         smtputf8 = smtputf8 or not all(a.isascii() for a in (envelope_from, *recipients))
-        try:
-            return self._transaction(envelope_from, recipients, message, smtputf8)
-        except OSError as exc:
-            self._after_failure(exc)
-            # "from None": the library error may quote the server, which may echo a secret;
-            # the diagnosis already carries its words, scrubbed.
-            raise diagnose_for_sender(exc, stage=self._client.stage, sender=self._sender) from None
+        size, eight_bit = measure(message)
+        self._check_size(size)
+        envelope = _Envelope(envelope_from, message, size, eight_bit, smtputf8)
+        receipt = SendReceipt()
+        remaining = list(dict.fromkeys(recipients))
+        while remaining:
+            try:
+                taken = self._transaction(envelope, remaining)
+            except OSError as exc:
+                error = self._diagnosed(exc)
+                if not receipt.accepted:
+                    raise error from None
+                receipt.stop(remaining, error)
+                return receipt
+            receipt.add(taken)
+            remaining = list(taken.deferred) if taken.accepted else []
+        receipt.problem = self._refusals(receipt)
+        return receipt
 
     def close(self) -> None:
         """QUIT, quietly: a server that is already gone is fine."""
         self._client.quit_quietly()
 
-    def _transaction(
-        self, envelope_from: str, recipients: Sequence[str], message: MessageData, smtputf8: bool
-    ) -> SendReceipt:
+    def _diagnosed(self, exc: OSError) -> DeliveryError:
+        self._after_failure(exc)
+        # The library error may quote the server, which may echo a secret; the diagnosis
+        # carries its words, scrubbed (callers raise it "from None").
+        return diagnose_for_sender(exc, stage=self._client.stage, sender=self._sender)
+
+    def _refusals(self, receipt: SendReceipt) -> DeliveryError | None:
+        refusals = {**receipt.refused, **receipt.deferred}
+        if not refusals:
+            return None
+        return refusals_error(
+            refusals,
+            every=not receipt.accepted,
+            endpoint=endpoint_of(self._sender),
+            secrets=secrets_of(self._sender),
+        )
+
+    def _transaction(self, envelope: _Envelope, recipients: Sequence[str]) -> _Transaction:
         client = self._client
-        size, eight_bit = measure(message)
-        self._check_size(size)
         client.stage = Stage.MAIL
-        options = self._mail_options(size, eight_bit, smtputf8)
-        client.command_encoding = "utf-8" if smtputf8 else "ascii"
-        code, text = client.docmd("MAIL", f"FROM:<{envelope_from}>{options}")
+        options = self._mail_options(envelope.size, envelope.eight_bit, envelope.smtputf8)
+        client.command_encoding = "utf-8" if envelope.smtputf8 else "ascii"
+        code, text = client.docmd("MAIL", f"FROM:<{envelope.sender}>{options}")
         if code != 250:
-            raise smtplib.SMTPSenderRefused(code, text, envelope_from)
+            raise smtplib.SMTPSenderRefused(code, text, envelope.sender)
         client.stage = Stage.RCPT
-        accepted, refused = self._recipients(recipients)
-        if not accepted:
-            raise smtplib.SMTPRecipientsRefused(
-                {rcpt: (code, text.encode("utf-8")) for rcpt, (code, text) in refused.items()}
-            )
+        taken = self._recipients(recipients)
+        if not taken.accepted:
+            self._reset()
+            return taken
         client.stage = Stage.DATA
-        reply = self._data(message)
-        return SendReceipt(accepted=accepted, refused=refused, reply=reply)
+        taken.reply = self._data(envelope.message)
+        return taken
 
     def _check_size(self, size: int) -> None:
         limit = self._client.size_limit
@@ -311,22 +398,27 @@ class SmtpConnection:
             options.append("SMTPUTF8")
         return "".join(f" {option}" for option in options)
 
-    def _recipients(
-        self, recipients: Sequence[str]
-    ) -> tuple[list[str], dict[str, tuple[int, str]]]:
-        accepted: list[str] = []
-        refused: dict[str, tuple[int, str]] = {}
-        for rcpt in recipients:
+    def _recipients(self, recipients: Sequence[str]) -> _Transaction:
+        """RCPT for each; once the transaction is full (a "too many recipients" reply
+        after some were taken), the rest wait for the next one without being named."""
+        taken = _Transaction()
+        for index, rcpt in enumerate(recipients):
             code, text = self._client.docmd("RCPT", f"TO:<{rcpt}>")
-            if code in (250, 251):
-                accepted.append(rcpt)
-            else:
-                refused[rcpt] = (code, reply_text(text))
             if code == 421:  # the server is closing the connection: no use going on
                 raise smtplib.SMTPRecipientsRefused({rcpt: (code, text)})
-        return accepted, refused
+            reply: Reply = (code, reply_text(text))
+            if code in (250, 251):
+                taken.accepted.append(rcpt)
+            elif not is_transient_reply(code, Stage.RCPT):
+                taken.refused[rcpt] = reply
+            elif code in TOO_MANY_RECIPIENTS_REPLIES and taken.accepted:
+                taken.deferred.update(dict.fromkeys(recipients[index:], reply))
+                break
+            else:
+                taken.deferred[rcpt] = reply
+        return taken
 
-    def _data(self, message: MessageData) -> str:
+    def _data(self, message: MessageData) -> Reply:
         client = self._client
         code, text = client.docmd("DATA")
         if code != 354:
@@ -338,7 +430,7 @@ class SmtpConnection:
         code, text = client.getreply()
         if not 200 <= code <= 299:
             raise smtplib.SMTPDataError(code, text)
-        return reply_text(text)
+        return code, reply_text(text)
 
     def _after_failure(self, exc: OSError) -> None:
         """Leave the connection ready for the next message, or closed if it cannot be."""
@@ -348,13 +440,17 @@ class SmtpConnection:
         answered = isinstance(exc, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
         closing = getattr(exc, "smtp_code", None) == 421
         if answered and not closing and client.is_open:
-            try:
-                client.rset()
-                return
-            except OSError:
-                pass
-        # After a timeout or a lost connection the conversation is out of step: start over.
-        client.close()
+            self._reset()
+        else:
+            # After a timeout or a lost connection the conversation is out of step: start over.
+            client.close()
+
+    def _reset(self) -> None:
+        """RSET, ending a transaction that did not reach the end of its data."""
+        try:
+            self._client.rset()
+        except OSError:
+            self._client.close()
 
 
 def open_connection(sender: SenderSettings) -> SmtpConnection:
@@ -384,15 +480,19 @@ def send_message(
 ) -> SendReceipt:
     """Open a connection, send one message, close: for test mails and one-off sends.
 
-    ``envelope_from`` defaults to the sender's address.
+    ``envelope_from`` defaults to the sender's address. Raises ``DeliveryError`` when the
+    message reached none of the recipients.
     """
     with open_connection(sender) as connection:
-        return connection.send(
+        receipt = connection.send(
             envelope_from=envelope_from or sender.address.envelope,
             recipients=recipients,
             message=message,
             smtputf8=smtputf8,
         )
+    if not receipt.accepted and receipt.problem is not None:
+        raise receipt.problem
+    return receipt
 
 
 def _log_in(client: StagedClient, login: str, password: str) -> None:

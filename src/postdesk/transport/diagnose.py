@@ -14,7 +14,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote, quote_plus
 
 from postdesk.domain.diagnosis import (
@@ -24,6 +24,7 @@ from postdesk.domain.diagnosis import (
     Stage,
     classify_reply,
     diagnose_condition,
+    is_transient_reply,
 )
 from postdesk.domain.senders import SenderSettings
 from postdesk.errors import DeliveryError
@@ -142,15 +143,36 @@ def _reply(
 def _recipients_refused(
     error: smtplib.SMTPRecipientsRefused, endpoint: Endpoint, secrets: Sequence[str]
 ) -> DeliveryError:
-    refusals = [(rcpt, code, reply_text(text)) for rcpt, (code, text) in error.recipients.items()]
-    if not refusals:
+    refusals = {rcpt: (code, reply_text(text)) for rcpt, (code, text) in error.recipients.items()}
+    return refusals_error(refusals, every=True, endpoint=endpoint, secrets=secrets)
+
+
+def refusals_error(
+    refusals: Mapping[str, tuple[int | None, str]],
+    *,
+    every: bool,
+    endpoint: Endpoint,
+    secrets: Sequence[str] = (),
+) -> DeliveryError:
+    """Recipients refused at RCPT (address -> code and text): ``every`` one, or some while
+    the server took the others.
+
+    Diagnosed by a refusal that a later attempt can help if there is one (a 4xx, or 552
+    read as 452), else by the first.
+    """
+    answered = [(rcpt, code, text) for rcpt, (code, text) in refusals.items() if code is not None]
+    if not answered:
         diagnosis = diagnose_condition(Condition.DISCONNECTED, endpoint, stage=Stage.RCPT)
         return _build(diagnosis, "every recipient was refused", None, secrets)
-    # Report a permanent refusal if there is one: retrying cannot help that recipient.
-    _, code, text = next((r for r in refusals if r[1] >= 500), refusals[0])
-    listed = "; ".join(f"<{rcpt}>: {c} {t}" for rcpt, c, t in refusals[:_MAX_LISTED_REFUSALS])
-    more = len(refusals) - _MAX_LISTED_REFUSALS
-    message = f"every recipient was refused: {listed}" + (f"; and {more} more" if more > 0 else "")
+    transient = (r for r in answered if is_transient_reply(r[1], Stage.RCPT))
+    _, code, text = next(transient, answered[0])
+    listed = "; ".join(f"<{rcpt}>: {c} {t}" for rcpt, c, t in answered[:_MAX_LISTED_REFUSALS])
+    more = len(answered) - _MAX_LISTED_REFUSALS
+    count = len(answered)
+    lead = (
+        "every recipient was refused" if every else f"{count} recipient{'s' * (count > 1)} refused"
+    )
+    message = f"{lead}: {listed}" + (f"; and {more} more" if more > 0 else "")
     return _build(classify_reply(code, text, Stage.RCPT, endpoint), message, code, secrets)
 
 

@@ -56,8 +56,10 @@ def test_every_4xx_reply_is_transient(code: int, text: str, stage: Stage) -> Non
 
 
 @given(code=st.integers(500, 599), text=reply_texts, stage=stages)
-def test_every_5xx_reply_is_permanent(code: int, text: str, stage: Stage) -> None:
-    assert not classify_reply(code, text, stage, ENDPOINT).transient
+def test_every_5xx_reply_but_552_at_rcpt_is_permanent(code: int, text: str, stage: Stage) -> None:
+    if (code, stage) != (552, Stage.RCPT):
+        assert not classify_reply(code, text, stage, ENDPOINT).transient
+        assert not is_transient_reply(code, stage)
 
 
 @given(
@@ -190,9 +192,12 @@ def test_size_replies_are_message_too_large(code: int, text: str, stage: Stage) 
     assert "reduce attachments" in diagnosis.hint
 
 
-def test_552_mailbox_full_at_rcpt_is_a_recipient_problem() -> None:
-    diagnosis = classify_reply(552, "5.2.2 Mailbox full", Stage.RCPT, ENDPOINT)
-    assert diagnosis.code is DiagnosisCode.RECIPIENT_REJECTED
+@pytest.mark.parametrize("text", ["5.5.3 Too many recipients", "5.2.2 Mailbox full"])
+def test_552_at_rcpt_is_read_as_452(text: str) -> None:
+    # RFC 5321 section 4.5.3.1.10: RFC 821's 552 for too many recipients means 452.
+    diagnosis = classify_reply(552, text, Stage.RCPT, ENDPOINT)
+    assert (diagnosis.code, diagnosis.transient) == (DiagnosisCode.THROTTLED, True)
+    assert is_transient_reply(552, Stage.RCPT)
 
 
 @given(code=st.integers(500, 599).filter(lambda c: c not in {530, 534, 535, 538, 552, 554}))

@@ -47,6 +47,16 @@ Retries and holds
     login: past the login, the hold is lifted and the count starts again, so the rest
     follow; refused again, the sender is held again.
 
+Recipients
+    Each recipient's outcome is kept with the message (``recipient_results``,
+    ``postdesk.domain.recipients``), written with the attempt's outcome. The transport
+    sends to those a server refuses for now (a per-transaction limit: 452, or 552 at
+    RCPT) in further transactions; whoever is still refused for now waits for the next
+    attempt, which sends only to the recipients that do not have the mail yet, with the
+    same bytes. Only a permanent refusal ends a recipient ``refused``. The message is
+    ``sent`` once none waits and at least one got it; ``failed`` when all were refused,
+    or when the retries run out while some still wait (those end ``failed``).
+
 Rate limits are ``postdesk.services.delivery.rate_limits``; claiming is
 ``postdesk.services.delivery.claims``.
 """
@@ -65,6 +75,7 @@ from sqlalchemy.orm import Session
 
 from postdesk.domain.attachments import AttachmentPart
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
+from postdesk.domain.recipients import load_results, tally
 from postdesk.domain.retry import RandomSource, login_cooldown
 from postdesk.domain.status import AttemptOutcome, Step, after_attempt
 from postdesk.services.delivery import metrics
@@ -80,13 +91,12 @@ from postdesk.services.delivery.outcomes import (
 )
 from postdesk.services.delivery.rate_limits import SendRateLimiter
 from postdesk.services.delivery.sender_settings import SenderSettingsCache
-from postdesk.services.delivery.sending import Courier, Job
+from postdesk.services.delivery.sending import Courier, Job, Sent
 from postdesk.services.runtime import Runtime
 from postdesk.storage import queue
 from postdesk.storage.queue import Claimed, SenderState
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.storage.rows import attempt_row
-from postdesk.transport import SendReceipt
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +226,15 @@ class _Run:
 
     def _attempt(self, message: Claimed, sender: SenderState) -> None:
         started, clock_start = self.rt.clock(), time.perf_counter()
-        sent, failure = self._try_send(message, sender)
+        sent = self._try_send(message, sender)
         now = self.rt.clock()
-        step = after_attempt(message.attempts, failure, self.rt.settings.retry_delays, self.rng)
+        recipients = tally(sent.results) if sent.results is not None else None
+        step = after_attempt(
+            message.attempts, sent.failure, self.rt.settings.retry_delays, self.rng, recipients
+        )
         hold_until, throttles = self._hold_end(step, sender, now)
         number = self._last_attempt.get(message.id, 0) + 1
         self._last_attempt[message.id] = number
-        reply = sent.reply if sent else None
         self._pending.append(
             AttemptResult(
                 message_id=message.id,
@@ -235,7 +247,7 @@ class _Run:
                     now,
                     step.outcome,
                     failure=step.failure,
-                    reply=reply,
+                    reply=sent.reply,
                 ),
                 failure=step.failure,
                 seconds=time.perf_counter() - clock_start,
@@ -254,9 +266,7 @@ class _Run:
         throttles = sender.login_throttles + 1
         return now + timedelta(seconds=login_cooldown(throttles, self.rng)), throttles
 
-    def _try_send(
-        self, message: Claimed, sender: SenderState
-    ) -> tuple[SendReceipt | None, Failure | None]:
+    def _try_send(self, message: Claimed, sender: SenderState) -> Sent:
         try:
             return self._send(self._job(message, sender))
         except SQLAlchemyError:
@@ -265,13 +275,14 @@ class _Run:
             # A bug must not leave the message claimed forever: count it as a transient
             # failure, so it follows the retry schedule and ends failed if it persists.
             log.exception("delivering message %s failed unexpectedly", message.id)
-            return None, Failure(
+            failure = Failure(
                 INTERNAL_ERROR,
                 f"postdesk could not send this mail ({type(exc).__name__}).",
                 hint="An error inside postdesk; the server log has the details. "
                 "The mail will be tried again.",
                 transient=True,
             )
+            return Sent(failure, load_results(message.recipient_results) or None)
 
     def _hold(
         self, sender: SenderState, failure: Failure, until: datetime, throttles: int | None
@@ -306,7 +317,7 @@ class _Run:
         version, settings = self._settings.get(sender.id)
         return Job(message, sender.id, version, settings, attachments)
 
-    def _send(self, job: Job) -> tuple[SendReceipt | None, Failure | None]:
+    def _send(self, job: Job) -> Sent:
         return self.courier.send(job)
 
     def stop(self) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postdesk.domain.diagnosis import DiagnosisCode, Failure
+from postdesk.domain.recipients import dump_results, given_up
 from postdesk.domain.status import AttemptOutcome, MessageStatus, Step, waiting_status
 from postdesk.services.delivery import metrics
+from postdesk.services.delivery.sending import Sent
 from postdesk.storage.queue import (
     Claimed,
     OutcomeWrite,
@@ -20,7 +22,6 @@ from postdesk.storage.queue import (
     update_owned,
 )
 from postdesk.storage.rows import error_columns
-from postdesk.transport import SendReceipt
 
 SENDER_DELETED = "sender_deleted"
 
@@ -45,7 +46,7 @@ class AttemptResult(OutcomeWrite):
 
 
 def message_values(
-    step: Step, sent: SendReceipt | None, now: datetime, *, hold_until: datetime
+    step: Step, sent: Sent, now: datetime, *, hold_until: datetime
 ) -> dict[str, Any]:
     """The message's new columns after an attempt that led to ``step``."""
     values: dict[str, Any] = {"status": step.status, "lease_owner": None, "lease_until": None}
@@ -54,10 +55,12 @@ def message_values(
         assert failure is not None
         return {**values, **held_columns(failure, hold_until, now)}
     values["attempts"] = step.attempts
+    results = sent.results or {}
+    if step.status is MessageStatus.FAILED:
+        results = given_up(results)
+    values["recipient_results"] = dump_results(results)
     if failure is None:
-        assert sent is not None
         values.update(error_columns(None), sent_at=now, next_attempt_at=None)
-        values["recipient_results"] = refusals(sent)
     elif step.retry_in is not None:
         values.update(error_columns(failure), next_attempt_at=now + step.retry_in)
     else:
@@ -150,16 +153,6 @@ def held_columns(failure: Failure, until: datetime, now: datetime) -> dict[str, 
         "next_attempt_at": now,
         **error_columns(failure),
         "error_hint": (failure.hint or "") + note,
-    }
-
-
-def refusals(receipt: SendReceipt) -> dict[str, Any] | None:
-    """Recipients the server refused while it accepted the others: address -> reply."""
-    if not receipt.refused:
-        return None
-    return {
-        address: {"smtp_code": code, "reply": text}
-        for address, (code, text) in receipt.refused.items()
     }
 
 

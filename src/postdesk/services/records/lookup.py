@@ -30,7 +30,7 @@ are lower-cased by the database: on SQLite that folds ASCII letters only.
 
 from __future__ import annotations
 
-from postdesk.domain.records import RecordFilter
+from postdesk.domain.records import RecordFilter, recipient_outcomes, refusals_of
 from postdesk.errors import NotFoundError
 from postdesk.services.records.filters import (
     DEFAULT_LIMIT,
@@ -77,5 +77,6 @@ def get_record(rt: Runtime, record_id: int) -> RecordDetail:
         record=record_view(row),
         message_id=row.message_id,
         attempt_history=history,
-        refused_recipients=dict(row.recipient_results or {}),
+        refused_recipients=refusals_of(row.recipient_results),
+        recipient_results=recipient_outcomes(row.recipients, row.recipient_results, row.status),
     )

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from postdesk.domain.records import result_of
+from postdesk.domain.recipients import RecipientResult
+from postdesk.domain.records import refusals_of, result_of
 from postdesk.errors import error_body
 
 
@@ -104,8 +105,10 @@ class RecordDetail:
     record: RecordView
     message_id: str | None
     attempt_history: list[AttemptView] = field(default_factory=list)
-    # Recipients the server refused while it accepted the others: address -> reply.
+    # Recipients the server refused for good: address -> reply.
     refused_recipients: dict[str, Any] = field(default_factory=dict)
+    # Every recipient and its outcome, in the record's order.
+    recipient_results: list[tuple[str, RecipientResult]] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -117,6 +120,9 @@ class RecordDetail:
         data["status"] = self.record.status
         data["attempt_history"] = [a.to_dict() for a in self.attempt_history]
         data["refused_recipients"] = self.refused_recipients
+        data["recipient_results"] = [
+            {"address": address, **result.to_dict()} for address, result in self.recipient_results
+        ]
         return data
 
 
@@ -155,5 +161,5 @@ def record_view(row: Row[Any]) -> RecordView:
         error_message=row.error_message,
         error_hint=row.error_hint,
         smtp_code=row.smtp_code,
-        refused_count=len(row.recipient_results or {}),
+        refused_count=len(refusals_of(row.recipient_results)),
     )

@@ -38,7 +38,9 @@ def test_accepted_message_is_committed_before_202(
     assert row.to_addrs == ["alice@example.org"]
     assert row.client_ip == "203.0.113.7"  # the HTTP peer
     status = client.get(f"/api/v1/messages/{data['id']}", headers=sender_token).json()
-    assert set(status) == {"id", "status", "attempts", "error", "created_at", "sent_at"}
+    assert set(status) == {
+        "id", "status", "attempts", "error", "created_at", "sent_at", "recipient_results"
+    }  # fmt: skip
 
 
 def test_unconfigured_service_is_409_and_nothing_is_queued(

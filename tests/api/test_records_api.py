@@ -1,10 +1,16 @@
 """The mail sending record over the API: filters, pagination, detail, CSV, errors."""
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from postdesk.services.delivery.drain import drain_once
 from postdesk.services.runtime import Runtime
+from postdesk.services.senders import accounts as senders
+from tests.support.smtp import SmtpTestServer, sender_fields
+
+ServerFactory = Callable[..., SmtpTestServer]
 
 
 def queue(client: TestClient, headers: dict[str, str], **changes: Any) -> int:
@@ -53,3 +59,53 @@ def test_bad_filters_are_422_for_the_listing_and_the_export(
     limit = client.get("/api/v1/records", params={"limit": 501}, headers=admin)
     assert limit.status_code == 422
     assert client.get("/api/v1/records/999", headers=admin).status_code == 404
+
+
+def test_the_record_and_the_status_show_each_recipients_outcome(
+    client: TestClient, admin: dict[str, str], rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server(
+        rcpt_limit=2,
+        refuse={"nobody@example.org": "550 5.1.1 No such user"},
+        greylist={"later@example.org": "451 4.7.1 Greylisted, try again later"},
+    )
+    sender = senders.create_sender(rt, sender_fields(server.sender()))
+    senders.set_default_sender(rt, sender.id)
+    to = ["a@example.org", "nobody@example.org", "b@example.org", "later@example.org"]
+    message_id = queue(client, admin, to=to, bcc=["c@example.org"])
+    drain_once(rt, worker_id="worker-1", limit=10)
+
+    detail = client.get(f"/api/v1/records/{message_id}", headers=admin).json()
+    status = client.get(f"/api/v1/messages/{message_id}", headers=admin).json()
+
+    assert detail["result"] == "pending" and status["status"] == "retrying"
+    expected = [
+        ("a@example.org", "delivered", 250),
+        ("nobody@example.org", "refused", 550),
+        ("b@example.org", "delivered", 250),
+        ("later@example.org", "pending", 451),
+        ("c@example.org", "delivered", 250),
+    ]
+    for answer in (detail, status):
+        shown = [(r["address"], r["status"], r["smtp_code"]) for r in answer["recipient_results"]]
+        assert shown == expected
+    later = detail["recipient_results"][3]
+    assert later["reply"] == "4.7.1 Greylisted, try again later"
+    assert detail["refused_recipients"] == {
+        "nobody@example.org": {"smtp_code": 550, "reply": "5.1.1 No such user"}
+    }
+    assert status["error"]["code"] == "smtp_throttled"
+    assert server.copies() == dict.fromkeys(["a@example.org", "b@example.org", "c@example.org"], 1)
+
+
+def test_a_record_without_per_recipient_results_reads_them_from_its_status(
+    client: TestClient, admin: dict[str, str], rt: Runtime, configured: int
+) -> None:
+    message_id = queue(client, admin, to=["alice@example.org"], cc=["bob@example.org"])
+
+    detail = client.get(f"/api/v1/records/{message_id}", headers=admin).json()
+
+    assert detail["recipient_results"] == [
+        {"address": a, "status": "pending", "smtp_code": None, "reply": None}
+        for a in ("alice@example.org", "bob@example.org")
+    ]

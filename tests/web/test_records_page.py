@@ -254,8 +254,40 @@ def test_the_detail_shows_the_error_hint_attempts_and_refused_recipients(
     listed = site.get("/mailbox/records", params={"recipient": "nobody@"}).text
     assert "1 recipient refused" in listed
     detail = html.unescape(site.get(f"/mailbox/records/{refused}").text)
-    assert "Refused recipients" in detail
+    assert 'see "Recipients" below' in detail
     assert "nobody@example.org" in detail and "No such user" in detail
+
+
+def recipient_cells(page_html: str) -> dict[str, str]:
+    """The Recipients card's rows: address -> outcome label."""
+    card = page_html.split('id="recipients-title"', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r'<tr><td class="wrap">([^<]*)</td><td class="nowrap"><span class="badge '
+                      r'[a-z]+">([^<]*)</span>', card)  # fmt: skip
+    return dict(rows)
+
+
+def test_the_detail_lists_each_recipient_delivered_refused_or_pending(
+    site: TestClient, logged_in: str, rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    limited = smtp_server(
+        rcpt_limit=2,
+        refuse={"nobody@example.org": "550 5.1.1 No such user"},
+        greylist={"later@example.org": "451 4.7.1 Greylisted, try again later"},
+    )
+    add_sender(rt, limited, "reports@example.com", "BI Reports")
+    to = ["a@example.org", "nobody@example.org", "b@example.org", "later@example.org"]
+    record_id = send(rt, T0, to=to, cc=["c@example.org"])
+
+    text = html.unescape(site.get(f"/mailbox/records/{record_id}").text)
+
+    assert recipient_cells(text) == {
+        "a@example.org": "Delivered",
+        "nobody@example.org": "Refused",
+        "b@example.org": "Delivered",
+        "later@example.org": "Pending",
+        "c@example.org": "Delivered",
+    }
+    assert "Greylisted, try again later" in text and "No such user" in text
 
 
 def test_an_unknown_record_is_a_404_page(site: TestClient, logged_in: str) -> None:

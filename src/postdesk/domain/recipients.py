@@ -42,6 +42,12 @@ class RecipientResult:
 Results = dict[str, RecipientResult]
 
 
+def outcome_dicts(outcomes: Iterable[tuple[str, RecipientResult]]) -> list[dict[str, Any]]:
+    """Recipients and their outcomes as the API shows them: ``{address, status,
+    smtp_code, reply}`` each."""
+    return [{"address": address, **result.to_dict()} for address, result in outcomes]
+
+
 @dataclass(frozen=True)
 class Tally:
     """How many recipients got the message, were refused for good, wait for an attempt."""

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from postdesk.domain.recipients import RecipientStatus
 from postdesk.domain.records import FILTER_KEYS, RecordFilter
 from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import ValidationError
@@ -52,6 +53,12 @@ _OUTCOMES: dict[str, tuple[str, str]] = {
     AttemptOutcome.SENT: ("sent", "Sent"),
     AttemptOutcome.FAILED: ("failed", "Failed"),
     AttemptOutcome.RETRYING: ("pending", "Will retry"),
+}
+_RECIPIENT_BADGES: dict[str, tuple[str, str]] = {
+    RecipientStatus.DELIVERED: ("sent", "Delivered"),
+    RecipientStatus.REFUSED: ("failed", "Refused"),
+    RecipientStatus.PENDING: ("pending", "Pending"),
+    RecipientStatus.FAILED: ("failed", "Not delivered"),
 }
 # The service's words, said in the form's own terms where they name another field.
 _FIELD_WORDS = {"must not be before since": "must not be before the From date"}
@@ -267,23 +274,24 @@ def attempt_row(attempt: AttemptView) -> AttemptRow:
 
 
 @dataclass(frozen=True)
-class Refusal:
+class RecipientRow:
+    """One recipient of a record and what became of it."""
+
     address: str
+    badge: str
+    label: str
     smtp_code: int | None
     reply: str
 
 
-def refusals(detail: RecordDetail) -> list[Refusal]:
-    """The recipients the server refused while it took the others, by address."""
-    found = []
-    for address, answer in sorted(detail.refused_recipients.items()):
-        if isinstance(answer, Mapping):
-            code = answer.get("smtp_code")
-            found.append(Refusal(address, code if isinstance(code, int) else None,
-                                 str(answer.get("reply") or "")))  # fmt: skip
-        else:
-            found.append(Refusal(address, None, str(answer)))
-    return found
+def recipient_rows(detail: RecordDetail) -> list[RecipientRow]:
+    """Every recipient of the record with its outcome, in the record's order."""
+    return [
+        RecipientRow(
+            address, *_RECIPIENT_BADGES[result.status], result.smtp_code, result.reply or ""
+        )  # fmt: skip
+        for address, result in detail.recipient_results
+    ]
 
 
 def csv_file_name(now: datetime) -> str:

@@ -3,8 +3,8 @@
 - ``GET /mailbox/records``: the filter form (a GET form: a filtered view is a link) and
   one page of matching records, newest first, with a cursor to the next page. Invalid
   filters answer 422 with the form kept and the problem next to its field.
-- ``GET /mailbox/records/{id}``: one record in full, with its error, refused recipients
-  and attempts; it takes the list's query string, so "Back" returns to the same view.
+- ``GET /mailbox/records/{id}``: one record in full, with its error, each recipient's
+  outcome and the attempts; it takes the list's query string, so "Back" returns to the same view.
 - ``GET /mailbox/records.csv``: the CSV of ``GET /api/v1/records.csv`` for the page's
   filters, as a download.
 """
@@ -28,8 +28,8 @@ from postdesk.web.record_page import (
     attempt_row,
     csv_file_name,
     read_query,
+    recipient_rows,
     record_row,
-    refusals,
 )
 from postdesk.web.session import PageSessionDep
 from postdesk.web.templating import render
@@ -106,6 +106,7 @@ def record_detail(
         resources=detail.record.resources,
         message_id=detail.message_id,
         attempts=[attempt_row(attempt) for attempt in detail.attempt_history],
-        refused=refusals(detail),
+        recipient_rows=recipient_rows(detail),
+        refused=detail.refused_recipients,
     )
     return render(request, "record_detail.html", context)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from postdesk.domain.recipients import RecipientResult, outcome_dicts
+from postdesk.domain.records import recipient_outcomes
 from postdesk.domain.status import RecordKind
 from postdesk.errors import NotFoundError, ValidationError, error_body
 from postdesk.services.access.callers import Caller
@@ -64,6 +66,7 @@ class MessageView:
     error: dict[str, Any] | None
     created_at: datetime
     sent_at: datetime | None
+    recipient_results: list[tuple[str, RecipientResult]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class MessageView:
             "error": self.error,
             "created_at": self.created_at.isoformat(),
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "recipient_results": outcome_dicts(self.recipient_results),
         }
 
 
@@ -144,6 +148,7 @@ def get_message(rt: Runtime, message_id: int, *, caller: Caller) -> MessageView:
             error=error_of(row),
             created_at=row.created_at,
             sent_at=row.sent_at,
+            recipient_results=recipient_outcomes(row.recipients, row.recipient_results, row.status),
         )
 
 

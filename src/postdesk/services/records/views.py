@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from postdesk.domain.recipients import RecipientResult
+from postdesk.domain.recipients import RecipientResult, outcome_dicts
 from postdesk.domain.records import refusals_of, result_of
 from postdesk.errors import error_body
 
@@ -120,9 +120,7 @@ class RecordDetail:
         data["status"] = self.record.status
         data["attempt_history"] = [a.to_dict() for a in self.attempt_history]
         data["refused_recipients"] = self.refused_recipients
-        data["recipient_results"] = [
-            {"address": address, **result.to_dict()} for address, result in self.recipient_results
-        ]
+        data["recipient_results"] = outcome_dicts(self.recipient_results)
         return data
 
 

@@ -405,6 +405,9 @@ def test_status_is_visible_to_admins_and_to_the_token_that_sent_it(rt: Runtime) 
         "error": None,
         "created_at": load(rt, submitted.id).created_at.isoformat(),
         "sent_at": None,
+        "recipient_results": [
+            {"address": "alice@example.org", "status": "pending", "smtp_code": None, "reply": None}
+        ],
     }
     assert get_message(rt, submitted.id, caller=SYSTEM).id == submitted.id
     with pytest.raises(NotFoundError):

@@ -58,6 +58,7 @@ class DiagnosisCode(enum.StrEnum):
     REJECTED_AS_SPAM = "smtp_rejected_as_spam"
     THROTTLED = "smtp_throttled"
     MESSAGE_TOO_LARGE = "smtp_message_too_large"
+    NOT_SMTP_SERVER = "smtp_not_smtp_server"
     ERROR = "smtp_error"
 
 
@@ -77,6 +78,7 @@ class Condition(enum.StrEnum):
     AUTH_UNAVAILABLE = "auth_unavailable"  # no AUTH, or no mechanism we can use
     SMTPUTF8_MISSING = "smtputf8_missing"
     MESSAGE_TOO_LARGE = "message_too_large"  # our own SIZE pre-check
+    NOT_SMTP = "not_smtp"  # the peer answered with something that is not an SMTP reply
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ _CONDITION_CODES: dict[Condition, tuple[DiagnosisCode, bool]] = {
     Condition.AUTH_UNAVAILABLE: (DiagnosisCode.AUTH_UNSUPPORTED, False),
     Condition.SMTPUTF8_MISSING: (DiagnosisCode.ERROR, False),
     Condition.MESSAGE_TOO_LARGE: (DiagnosisCode.MESSAGE_TOO_LARGE, False),
+    Condition.NOT_SMTP: (DiagnosisCode.NOT_SMTP_SERVER, False),
 }
 
 _CHOOSE_OTHER_FOR_SSL_PORT = (
@@ -305,6 +308,11 @@ _CONDITION_HINTS: dict[Condition, str] = {
     Condition.MESSAGE_TOO_LARGE: (
         "The message is larger than {where} accepts: reduce attachments (or link to the "
         "report instead of attaching it)."
+    ),
+    Condition.NOT_SMTP: (
+        "Port {port} of {host} answers, but not with SMTP: check the host and the port. "
+        "Mail servers take mail on 465 (SSL Encryption), 587 (TLS Encryption, STARTTLS) "
+        "or 25 (TLS or No Encryption)."
     ),
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 import smtplib
 import socket
 import ssl
@@ -28,6 +29,7 @@ from postdesk.domain.senders import Encryption, SenderSettings
 from postdesk.errors import DeliveryError
 from postdesk.transport.data import MessageData, data_pieces, measure
 from postdesk.transport.diagnose import (
+    NotSmtpReplyError,
     condition_error,
     diagnose_for_sender,
     endpoint_of,
@@ -38,6 +40,10 @@ from postdesk.transport.diagnose import (
 from postdesk.transport.tls import sender_context
 
 _MAX_LINE = 8192  # the longest reply line accepted, as smtplib's own limit
+# What an SMTP reply line may start with: three digits, then a space, a hyphen or the end
+# of the line. Checked on the first bytes of every line as soon as they arrive, so that a
+# peer that is not an SMTP server is told at once, without waiting for a line end.
+_REPLY_START = re.compile(rb"[1-5](?:\d(?:\d[- \t\r\n]?)?)?")
 AUTH_MECHANISMS = ("PLAIN", "LOGIN")  # in order of preference
 
 # A message: one buffer, or a sequence of chunks that the connection streams in order
@@ -148,19 +154,20 @@ class StagedClient(smtplib.SMTP):
         while True:
             line = self._read_line(deadline)
             lines.append(line[4:].strip(b" \t\r\n"))
-            try:
-                code = int(line[:3])
-            except ValueError:
-                code = -1
-                break
             if line[3:4] != b"-":
-                break
-        return code, b"\n".join(lines)
+                return int(line[:3]), b"\n".join(lines)
 
     def _read_line(self, deadline: float) -> bytes:
-        """A line of the reply, CRLF included, from the buffer and then the socket."""
+        """A line of the reply, CRLF included, from the buffer and then the socket.
+
+        Bytes that cannot begin a reply line end the conversation with
+        ``NotSmtpReplyError``, whatever follows them.
+        """
         assert self.sock is not None
         while True:
+            if self._unread and not _REPLY_START.fullmatch(self._unread[:4]):
+                self.close()
+                raise NotSmtpReplyError
             end = self._unread.find(b"\n")
             if end >= 0:
                 line, self._unread = bytes(self._unread[: end + 1]), self._unread[end + 1 :]

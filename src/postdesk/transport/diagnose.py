@@ -46,6 +46,14 @@ _REDACTED = "[redacted]"
 _MIN_SCRUBBED = 4
 
 
+class NotSmtpReplyError(smtplib.SMTPException):
+    """The peer sent something that is not an SMTP reply (an SSH banner, an HTTP answer,
+    binary data). What it sent is not kept: no error, record or log line repeats it."""
+
+    def __init__(self) -> None:
+        super().__init__("the answer is not an SMTP reply")
+
+
 def endpoint_of(sender: SenderSettings) -> Endpoint:
     return Endpoint(sender.smtp_host, sender.port, sender.encryption.value, sender.timeout_s)
 
@@ -95,6 +103,8 @@ def diagnose(
     ``smtplib`` exceptions are ``OSError`` subclasses, as are ``ssl`` and ``socket`` errors,
     so this one signature covers them all.
     """
+    if isinstance(error, NotSmtpReplyError):
+        return _not_smtp(stage, endpoint)
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return _recipients_refused(error, endpoint, secrets)
     if isinstance(error, smtplib.SMTPResponseException):
@@ -138,6 +148,14 @@ def _reply(
         message = f"<{error.sender}>: {message}"
     diagnosis = classify_reply(error.smtp_code, text, stage, endpoint)
     return _build(diagnosis, message, error.smtp_code, secrets)
+
+
+def _not_smtp(stage: Stage, endpoint: Endpoint) -> DeliveryError:
+    if stage is Stage.GREETING:
+        message = f"{endpoint} greeted with something that is not SMTP"
+    else:
+        message = f"{endpoint} answered {stage.value.upper()} with something that is not SMTP"
+    return _build(diagnose_condition(Condition.NOT_SMTP, endpoint, stage=stage), message, None, ())
 
 
 def _recipients_refused(

@@ -30,6 +30,7 @@ SPEC_CODES = {
     "smtp_rejected_as_spam",
     "smtp_throttled",
     "smtp_message_too_large",
+    "smtp_not_smtp_server",
     "smtp_error",
 }
 ENDPOINT = Endpoint("smtp.example.com", 587, "tls", 30)

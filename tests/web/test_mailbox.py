@@ -339,3 +339,16 @@ def test_sender_data_is_escaped(site: TestClient, logged_in: str) -> None:
     assert "<script>alert(1)" not in html
     assert "<img src=x>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_dialog_refuses_a_metadata_address_on_its_field(
+    site: TestClient, logged_in: str, rt: Runtime
+) -> None:
+    data = form(smtp_host="169.254.169.254", port="25", encryption="none", recipient="a@b.org")
+    tested = post(site, "/mailbox/test", logged_in, data)
+    assert tested.status_code == 422
+    assert field_error(tested.text, "sender-host") == "is a cloud metadata address"
+    saved = post(site, "/mailbox/senders", logged_in, data)
+    assert saved.status_code == 422
+    assert field_error(saved.text, "sender-host") == "is a cloud metadata address"
+    assert service.list_senders(rt) == []

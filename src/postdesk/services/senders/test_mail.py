@@ -22,6 +22,7 @@ from postdesk.services.senders.accounts import (
     get_sender_row,
     sender_settings,
 )
+from postdesk.services.senders.test_guard import checked_addresses
 from postdesk.storage.models import Attempt, Message
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.storage.rows import RecordSender, attempt_row, error_columns, record_row
@@ -46,7 +47,8 @@ def send_test_mail(
 
     With ``unsaved`` settings the mail goes out before anything is saved ("test
     before OK"); with both, the unsaved fields override the saved sender and an
-    empty password means the stored one. Either way a ``test`` record is kept.
+    empty password means the stored one. Either way a ``test`` record is kept. The
+    destination must be allowed (``test_guard``).
     """
     recipient = _recipient(to)
     settings = _resolve_sender(rt, sender_id, unsaved)
@@ -59,6 +61,7 @@ def send_test_mail(
             recipients=mail.recipients,
             message=mail.data,
             smtputf8=mail.smtputf8,
+            addresses=checked_addresses(rt, settings),
         )
     except DeliveryError as exc:
         _record(rt, settings, sender_id, mail, recipient, started, client_ip, exc)

@@ -1,5 +1,5 @@
 """The test mail is not a port scanner: it does not repeat what a peer that is not an SMTP
-server sent, and it goes only where mail servers may be."""
+server sent, it is counted per administrator, and it goes only where mail servers may be."""
 
 from __future__ import annotations
 
@@ -96,6 +96,34 @@ def test_a_peer_that_is_not_smtp_is_diagnosed_and_never_echoed(
     for text in (answer.text, record.text, client.get("/api/v1/records.csv").text, caplog.text):
         for word in BANNER_WORDS:
             assert word not in text
+
+
+# The rate limit ---------------------------------------------------------------------------
+
+
+def test_the_eleventh_test_mail_in_a_minute_is_429_for_that_administrator_only(
+    site_with: ClientFactory, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server()
+    first = site_with()
+    rt: Runtime = first.app.state.rt  # type: ignore[attr-defined]
+    create_admin(rt, "other", ADMIN_PASSWORD)
+    other = TestClient(first.app, client=("203.0.113.8", 50000))
+    log_in(other, "other")
+    fields = sender_fields(server.sender())
+    for _ in range(10):
+        assert send_test(first, fields).status_code == 200
+    refused = send_test(first, fields)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "too_frequent"
+    assert "at most 10 a minute" in refused.json()["error"]["message"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    saved = first.post("/api/v1/senders", json=fields).json()["id"]
+    assert first.post(f"/api/v1/senders/{saved}/test", json={"to": "a@b.org"}).status_code == 429
+    assert len(server.messages) == 10
+    assert len(first.get("/api/v1/records").json()["items"]) == 10
+    assert send_test(other, fields).status_code == 200  # another administrator: not counted
+    assert len(server.messages) == 11
 
 
 # Allowed ports and hosts ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,13 @@ import platformdirs
 from postdesk.errors import ConfigError
 
 DEFAULT_RETRY_DELAYS = (60, 300, 900, 1800)
+DEFAULT_TEST_MAIL_PORTS = (25, 465, 587, 2525)
+
+# An entry of POSTDESK_TEST_MAIL_ALLOWED_HOSTS: a host name (``*.example.com`` for any
+# name below it) or an IP network (an address is a network of one).
+HostRule = str | ipaddress.IPv4Network | ipaddress.IPv6Network
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*")
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,9 @@ class Settings:
     retry_delays: tuple[int, ...] = DEFAULT_RETRY_DELAYS
     lease_s: int = 60
     public_url: str | None = None
+    # Where test mails may go; None: any host (but link-local and metadata addresses) or port.
+    test_mail_allowed_hosts: tuple[HostRule, ...] | None = None
+    test_mail_allowed_ports: tuple[int, ...] | None = DEFAULT_TEST_MAIL_PORTS
 
     @property
     def key_file(self) -> Path:
@@ -64,6 +75,8 @@ class Settings:
             retry_delays=_delays(env.get("POSTDESK_RETRY_DELAYS", "")),
             lease_s=_positive_int(env, "POSTDESK_LEASE_S", 60),
             public_url=_public_url(env.get("POSTDESK_PUBLIC_URL", "")),
+            test_mail_allowed_hosts=_allowed_hosts(env.get("POSTDESK_TEST_MAIL_ALLOWED_HOSTS", "")),
+            test_mail_allowed_ports=_allowed_ports(env.get("POSTDESK_TEST_MAIL_ALLOWED_PORTS", "")),
         )
 
 
@@ -135,3 +148,65 @@ def _networks(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, 
                 hint="Example: 127.0.0.1,10.0.0.0/8",
             ) from exc
     return tuple(nets)
+
+
+def _any_or_parts(raw: str, name: str, example: str) -> list[str] | None:
+    """None for ``*`` (or nothing set), else the comma-separated entries."""
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if parts == ["*"]:
+        return None
+    if "*" in parts or not parts:
+        raise ConfigError(
+            f"{name} must be * alone or a comma-separated list, not {raw!r}", hint=example
+        )
+    return parts
+
+
+def _allowed_hosts(raw: str) -> tuple[HostRule, ...] | None:
+    if not raw.strip():
+        return None
+    example = "Example: smtp.example.com,*.mail.example.com,10.0.0.0/8 (or * for any host)"
+    parts = _any_or_parts(raw, "POSTDESK_TEST_MAIL_ALLOWED_HOSTS", example)
+    return None if parts is None else tuple(_host_rule(part, example) for part in parts)
+
+
+def _host_rule(part: str, example: str) -> HostRule:
+    try:
+        return ipaddress.ip_network(part, strict=False)
+    except ValueError:
+        pass
+    name = ascii_host_name(part)
+    if len(name) > 253 or not _HOST_NAME.fullmatch(name) or name.replace(".", "").isdigit():
+        raise ConfigError(
+            f"POSTDESK_TEST_MAIL_ALLOWED_HOSTS: {part!r} is not a host name, IP address or "
+            "network",
+            hint=example,
+        )
+    return name
+
+
+def ascii_host_name(name: str) -> str:
+    """A host name as compared: lower case, no trailing dot, international labels in
+    their ASCII (IDNA) form; ``*.`` in front is kept."""
+    name = name.strip().rstrip(".").lower()
+    wildcard, rest = ("*.", name[2:]) if name.startswith("*.") else ("", name)
+    try:
+        return wildcard + rest.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def _allowed_ports(raw: str) -> tuple[int, ...] | None:
+    if not raw.strip():
+        return DEFAULT_TEST_MAIL_PORTS
+    example = "Example: 25,465,587,2525 (or * for any port)"
+    parts = _any_or_parts(raw, "POSTDESK_TEST_MAIL_ALLOWED_PORTS", example)
+    if parts is None:
+        return None
+    ports = tuple(int(p) for p in parts if p.isdigit() and 1 <= int(p) <= 65535)
+    if len(ports) != len(parts):
+        raise ConfigError(
+            f"POSTDESK_TEST_MAIL_ALLOWED_PORTS must be ports from 1 to 65535, not {raw!r}",
+            hint=example,
+        )
+    return ports

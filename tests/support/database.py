@@ -32,8 +32,10 @@ Fixtures (function scope unless noted)
     ``postdesk.storage.db.session_factory(engine)`` (``expire_on_commit=False``).
 
 ``settings``
-    ``Settings(home=tmp_path/"home", database_url=database_url, secret_key=None)``;
-    ``home`` exists (mode 0700) on both databases, but holds no secret.key yet.
+    ``Settings(home=tmp_path/"home", database_url=database_url, secret_key=None,
+    test_mail_allowed_ports=None)``; ``home`` exists (mode 0700) on both databases, but
+    holds no secret.key yet. Test mails may use any port: the test SMTP servers listen
+    on ports the OS picks.
 
 ``postgres_url``
     Like ``database_url``, but PostgreSQL only, for tests about PostgreSQL itself.
@@ -303,4 +305,6 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     home = tmp_path / "home"
     home.mkdir(mode=0o700, exist_ok=True)
-    return Settings(home=home, database_url=database_url, secret_key=None)
+    return Settings(
+        home=home, database_url=database_url, secret_key=None, test_mail_allowed_ports=None
+    )

@@ -15,13 +15,19 @@ Canned banners: ``SSH_BANNER``, ``HTTP_ANSWER``, ``BINARY_JUNK`` (no line end at
 ``RawPeer`` has ``host``, ``port`` and ``sender(**overrides)``: a validated sender pointing
 at it (no encryption, ``timeout_s=5``).
 
+``connect_attempts()``
+    A context manager yielding the list of every address any thread of the process tried
+    to connect a Python socket to while it is open (from the ``socket.connect`` audit
+    event): proof that nothing was connected to, even where a connect would hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +43,27 @@ HTTP_ANSWER = (
 )
 BINARY_JUNK = b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03junkpeer\xff\xfe"
 BANNER_WORDS = ("SSH-2.0", "OpenSSH", "deb12u3", "nginx", "400 Bad Request", "junkpeer")
+
+
+_WATCHING: list[list[Any]] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "socket.connect" and _WATCHING:
+        _WATCHING[-1].append(args[1])
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed: it records only inside connect_attempts()
+
+
+@contextmanager
+def connect_attempts() -> Iterator[list[Any]]:
+    attempts: list[Any] = []
+    _WATCHING.append(attempts)
+    try:
+        yield attempts
+    finally:
+        _WATCHING.remove(attempts)
 
 
 @dataclass

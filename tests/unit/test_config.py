@@ -84,3 +84,59 @@ def test_a_bad_public_url_is_a_config_error_with_a_hint(tmp_path: Path, raw: str
     assert "POSTDESK_PUBLIC_URL" in caught.value.message
     assert caught.value.hint and "https://" in caught.value.hint
     assert "hunter2" not in caught.value.message
+
+
+def test_test_mails_go_to_any_host_on_the_usual_ports_by_default(tmp_path: Path) -> None:
+    settings = Settings.from_env({"POSTDESK_HOME": str(tmp_path)})
+    assert settings.test_mail_allowed_hosts is None
+    assert settings.test_mail_allowed_ports == (25, 465, 587, 2525)
+
+
+def test_the_test_mail_destinations_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "POSTDESK_HOME": str(tmp_path),
+            "POSTDESK_TEST_MAIL_ALLOWED_HOSTS": "SMTP.Example.com., *.mail.example.org, "
+            "10.0.0.0/8, 192.0.2.25, 例え.jp",
+            "POSTDESK_TEST_MAIL_ALLOWED_PORTS": "587, 10025",
+        }
+    )
+    hosts = [str(rule) for rule in settings.test_mail_allowed_hosts or ()]
+    assert hosts == [
+        "smtp.example.com",
+        "*.mail.example.org",
+        "10.0.0.0/8",
+        "192.0.2.25/32",
+        "xn--r8jz45g.jp",
+    ]
+    assert settings.test_mail_allowed_ports == (587, 10025)
+    anything = Settings.from_env(
+        {
+            "POSTDESK_HOME": str(tmp_path),
+            "POSTDESK_TEST_MAIL_ALLOWED_HOSTS": " * ",
+            "POSTDESK_TEST_MAIL_ALLOWED_PORTS": "*",
+        }
+    )
+    assert (anything.test_mail_allowed_hosts, anything.test_mail_allowed_ports) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("POSTDESK_TEST_MAIL_ALLOWED_HOSTS", "smtp example com"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_HOSTS", "smtp.example.com,*"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_HOSTS", "*."),
+        ("POSTDESK_TEST_MAIL_ALLOWED_HOSTS", "10.0.0"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_PORTS", "25,smtp"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_PORTS", "0"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_PORTS", "65536"),
+        ("POSTDESK_TEST_MAIL_ALLOWED_PORTS", ","),
+    ],
+)
+def test_bad_test_mail_destinations_are_config_errors(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"POSTDESK_HOME": str(tmp_path), name: value})
+    assert name in caught.value.message
+    assert caught.value.hint and "Example:" in caught.value.hint

@@ -427,3 +427,34 @@ def test_sender_data_is_escaped(site: TestClient, logged_in: str) -> None:
     assert "<script>alert(1)" not in html
     assert "<img src=x>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_dialog_and_the_api_share_the_test_mail_limit(
+    site: TestClient, logged_in: str, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server()
+    data = form(server, recipient="alice@example.org")
+    fields = {k: v for k, v in data.items() if k in ("smtp_host", "port", "encryption")}
+    body = {"sender": {**fields, "address": "r@example.com", "display_name": "R"}, "to": "a@b.org"}
+    for _ in range(10):
+        api = site.post("/api/v1/senders/test", json=body, headers={"X-CSRF-Token": logged_in})
+        assert api.status_code == 200, api.text
+    page = post(site, "/mailbox/test", logged_in, data)
+    assert page.status_code == 429
+    assert 1 <= int(page.headers["Retry-After"]) <= 60
+    assert "Too many test mails: at most 10 a minute." in page.text
+    assert re.search(r"<dialog[^>]*\bopen\b", page.text)
+    assert len(server.messages) == 10
+
+
+def test_the_dialog_refuses_a_metadata_address_on_its_field(
+    site: TestClient, logged_in: str, rt: Runtime
+) -> None:
+    data = form(smtp_host="169.254.169.254", port="25", encryption="none", recipient="a@b.org")
+    tested = post(site, "/mailbox/test", logged_in, data)
+    assert tested.status_code == 422
+    assert field_error(tested.text, "sender-host") == "is a cloud metadata address"
+    saved = post(site, "/mailbox/senders", logged_in, data)
+    assert saved.status_code == 422
+    assert field_error(saved.text, "sender-host") == "is a cloud metadata address"
+    assert service.list_senders(rt) == []

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +24,10 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def memory_limiter() -> MovingWindowRateLimiter:
+    return MovingWindowRateLimiter(MemoryStorage())
+
+
 @dataclass
 class Runtime:
     """What services receive instead of module-level globals (tests build their own)."""
@@ -34,6 +40,8 @@ class Runtime:
     # Called after messages are committed to the queue (the embedded worker wakes up,
     # or a task is sent to the broker). Hooks must be quick and must not raise.
     submitted_hooks: list[Callable[[], None]] = field(default_factory=list)
+    # The limits use cases count in this process (test mails per administrator).
+    limiter: MovingWindowRateLimiter = field(default_factory=memory_limiter)
 
     def notify_submitted(self) -> None:
         for hook in self.submitted_hooks:

@@ -24,6 +24,11 @@ def list_senders(session: Session) -> Sequence[Sender]:
     return session.scalars(select(Sender).order_by(Sender.id)).all()
 
 
+def sender_uses_port(session: Session, port: int) -> bool:
+    """Whether a saved sender connects to ``port``."""
+    return session.scalar(select(Sender.id).where(Sender.port == port).limit(1)) is not None
+
+
 def mail_settings(session: Session, *, for_update: bool = False) -> MailSettings:
     """The single settings row, created on first use."""
     query = select(MailSettings).where(MailSettings.id == 1)

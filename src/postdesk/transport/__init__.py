@@ -6,6 +6,7 @@ from postdesk.transport.connection import (
     SendReceipt,
     SmtpConnection,
     open_connection,
+    resolve_server,
     send_message,
 )
 from postdesk.transport.diagnose import diagnose, endpoint_of
@@ -33,6 +34,7 @@ __all__ = [
     "open_connection",
     "probe_host",
     "probe_port",
+    "resolve_server",
     "send_message",
     "sender_context",
 ]

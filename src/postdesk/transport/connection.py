@@ -131,12 +131,21 @@ class StagedClient(smtplib.SMTP):
     """``smtplib.SMTP`` that opens its own socket and remembers the stage it is at.
 
     Implicit TLS ("SSL") wraps the socket here, as ``smtplib.SMTP_SSL`` does, so that a
-    failed TCP connect and a failed TLS handshake are told apart.
+    failed TCP connect and a failed TLS handshake are told apart. Given ``addresses``, it
+    connects to those (in order) instead of looking the host name up again, while TLS
+    still checks the certificate against the name.
     """
 
-    def __init__(self, *, timeout: float, implicit_tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        implicit_tls: ssl.SSLContext | None = None,
+        addresses: Sequence[str] = (),
+    ) -> None:
         self.stage = Stage.CONNECT
         self._implicit_tls = implicit_tls
+        self._addresses = tuple(addresses)
         self._unread = bytearray()  # received, not yet read as a reply line
         super().__init__(local_hostname=local_hostname(), timeout=timeout)
 
@@ -221,7 +230,7 @@ class StagedClient(smtplib.SMTP):
         # when the constructor connects; we connect later, so set it here.
         self._host = host
         self.stage = Stage.CONNECT
-        sock = socket.create_connection((host, port), timeout)
+        sock = self._connect_tcp(host, port, timeout)
         if self._implicit_tls is not None:
             self.stage = Stage.TLS
             try:
@@ -231,6 +240,19 @@ class StagedClient(smtplib.SMTP):
                 raise
         self.stage = Stage.GREETING
         return sock
+
+    def _connect_tcp(self, host: str, port: int, timeout: float) -> socket.socket:
+        """A TCP connection to the host, or to the first of its given addresses that takes it."""
+        if not self._addresses:
+            return socket.create_connection((host, port), timeout)
+        failure: OSError | None = None
+        for address in self._addresses:
+            try:
+                return socket.create_connection((address, port), timeout)
+            except OSError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
 
     def greet(self, host: str, port: int) -> str:
         """Connect and read the greeting; anything but 220 is a failure."""
@@ -460,10 +482,26 @@ class SmtpConnection:
             self._client.close()
 
 
-def open_connection(sender: SenderSettings) -> SmtpConnection:
-    """Connect to the sender's server, secure the connection as configured and log in."""
+def resolve_server(sender: SenderSettings) -> tuple[str, ...]:
+    """Every address a connection to the sender's server would try, in order.
+
+    A name that does not resolve is the ``smtp_connect_failed`` a connection would give.
+    """
+    try:
+        found = socket.getaddrinfo(sender.smtp_host, sender.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise diagnose_for_sender(exc, stage=Stage.CONNECT, sender=sender) from None
+    return tuple(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def open_connection(sender: SenderSettings, *, addresses: Sequence[str] = ()) -> SmtpConnection:
+    """Connect to the sender's server, secure the connection as configured and log in.
+
+    ``addresses`` (from ``resolve_server``, checked) pins the connection to those: the
+    name is not looked up again, so a second answer of DNS cannot send it elsewhere.
+    """
     implicit = sender_context(sender) if sender.encryption is Encryption.SSL else None
-    client = StagedClient(timeout=sender.timeout_s, implicit_tls=implicit)
+    client = StagedClient(timeout=sender.timeout_s, implicit_tls=implicit, addresses=addresses)
     try:
         client.greet(sender.smtp_host, sender.port)
         client.hello()
@@ -484,13 +522,15 @@ def send_message(
     message: MessageData,
     envelope_from: str | None = None,
     smtputf8: bool = False,
+    addresses: Sequence[str] = (),
 ) -> SendReceipt:
     """Open a connection, send one message, close: for test mails and one-off sends.
 
-    ``envelope_from`` defaults to the sender's address. Raises ``DeliveryError`` when the
-    message reached none of the recipients.
+    ``envelope_from`` defaults to the sender's address; ``addresses`` as for
+    ``open_connection``. Raises ``DeliveryError`` when the message reached none of the
+    recipients.
     """
-    with open_connection(sender) as connection:
+    with open_connection(sender, addresses=addresses) as connection:
         receipt = connection.send(
             envelope_from=envelope_from or sender.address.envelope,
             recipients=recipients,

@@ -20,6 +20,7 @@ from postdesk.errors import (
     ConflictError,
     DeliveryError,
     NotFoundError,
+    TooFrequentError,
     ValidationError,
 )
 from postdesk.http.deps import RuntimeDep, peer_ip, row_id
@@ -152,7 +153,7 @@ def remove_sender(
 def test_sender(
     request: Request,
     rt: RuntimeDep,
-    page: FormSessionDep,  # noqa: ARG001 - its dependency checks the session and CSRF token
+    page: FormSessionDep,
     entry: SenderEntryDep,
     recipient: Annotated[str, Form()] = "",
     sender_id: Annotated[str, Form()] = "",
@@ -171,11 +172,16 @@ def test_sender(
             sender_id=stored.id if stored else None,
             unsaved=entry.service_fields(editing=stored is not None),
             client_ip=peer_ip(request, rt),
+            caller=page.caller,
         )
     except DeliveryError as exc:
         return _answer(request, rt, form=replace(form, test_failed=exc, test_open=True))
     except _FORM_ERRORS as exc:
         return _answer(request, rt, form=form.with_error(exc, tested=True), status=422)
+    except TooFrequentError as exc:
+        answer = _answer(request, rt, form=form.with_error(exc, tested=True), status=429)
+        answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
     return _answer(request, rt, form=replace(form, test_sent=result, test_open=True))
 
 

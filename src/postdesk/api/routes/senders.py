@@ -51,13 +51,13 @@ def test_unsaved(
     body: SenderTestBody,
     request: Request,
     rt: RuntimeDep,
-    caller: AdminDep,  # noqa: ARG001 - its dependency admits administrators only
+    caller: AdminDep,
 ) -> dict[str, Any]:
     """Send the test mail from unsaved settings (or a saved sender with changes on top)."""
     unsaved = body.sender.model_dump(exclude_unset=True) if body.sender else None
     result = send_test_mail(
         rt, to=body.to, sender_id=body.sender_id, unsaved=unsaved,
-        client_ip=peer_ip(request, rt),
+        client_ip=peer_ip(request, rt), caller=caller,
     )  # fmt: skip
     return result.to_dict()
 
@@ -96,9 +96,11 @@ def test_saved(
     body: SavedSenderTestBody,
     request: Request,
     rt: RuntimeDep,
-    caller: AdminDep,  # noqa: ARG001 - its dependency admits administrators only
+    caller: AdminDep,
 ) -> dict[str, Any]:
-    result = send_test_mail(rt, to=body.to, sender_id=sender_id, client_ip=peer_ip(request, rt))
+    result = send_test_mail(
+        rt, to=body.to, sender_id=sender_id, client_ip=peer_ip(request, rt), caller=caller
+    )
     return result.to_dict()
 
 

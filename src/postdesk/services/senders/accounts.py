@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postdesk.domain.bound_secrets import PASSWORD, BoundSecret, check_secrets_stay
+from postdesk.domain.destinations import refuse_reserved_host
 from postdesk.domain.providers import find_provider
 from postdesk.domain.senders import SENDER_FIELDS, SenderSettings, validate_sender
 from postdesk.errors import NotFoundError, SenderExistsError, ValidationError
@@ -64,6 +65,7 @@ def create_sender(rt: Runtime, data: Mapping[str, Any]) -> SenderView:
     """Add a sender; an optional ``preset`` key fills host, port and encryption left empty."""
     fields = apply_preset(data)
     settings = validate_sender(fields)
+    refuse_reserved_host(settings.smtp_host)
     with rt.transaction() as session:
         if repo.find_sender_by_address(session, settings.address.address) is not None:
             raise _exists(settings)
@@ -94,6 +96,7 @@ def update_sender(rt: Runtime, sender_id: int, patch: Mapping[str, Any]) -> Send
     with rt.transaction() as session:
         row = get_sender_row(session, sender_id)
         settings = edited_settings(row, rt.secrets, patch)
+        refuse_reserved_host(settings.smtp_host)
         other = repo.find_sender_by_address(session, settings.address.address)
         if other is not None and other.id != row.id:
             raise _exists(settings)

@@ -15,6 +15,7 @@ from postdesk.domain.mail import TEST_MAIL_SUBJECT, OutgoingMail, build_test_mai
 from postdesk.domain.senders import SenderSettings, SenderWarning, sender_warnings, validate_sender
 from postdesk.domain.status import AttemptOutcome, MessageStatus, RecordKind
 from postdesk.errors import DeliveryError, ValidationError
+from postdesk.services.access.callers import SYSTEM, Caller
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders.accounts import (
     apply_preset,
@@ -22,6 +23,7 @@ from postdesk.services.senders.accounts import (
     get_sender_row,
     sender_settings,
 )
+from postdesk.services.senders.test_guard import checked_addresses, count_test_mail
 from postdesk.storage.models import Attempt, Message
 from postdesk.storage.repositories import release_sender_hold
 from postdesk.storage.rows import RecordSender, attempt_row, error_columns, record_row
@@ -51,13 +53,16 @@ def send_test_mail(
     sender_id: int | None = None,
     unsaved: Mapping[str, Any] | None = None,
     client_ip: str | None = None,
+    caller: Caller = SYSTEM,
 ) -> TestMailResult:
     """Send the test mail synchronously; raise the ``DeliveryError`` diagnosis on failure.
 
     With ``unsaved`` settings the mail goes out before anything is saved ("test
     before OK"); with both, the unsaved fields override the saved sender and an
-    empty password means the stored one. Either way a ``test`` record is kept.
+    empty password means the stored one. Either way a ``test`` record is kept. The
+    ``caller`` is counted (``test_guard``) and the destination must be allowed.
     """
+    count_test_mail(rt, caller)
     recipient = _recipient(to)
     settings = _resolve_sender(rt, sender_id, unsaved)
     started = rt.clock()
@@ -69,6 +74,7 @@ def send_test_mail(
             recipients=mail.recipients,
             message=mail.data,
             smtputf8=mail.smtputf8,
+            addresses=checked_addresses(rt, settings),
         )
     except DeliveryError as exc:
         _record(rt, settings, sender_id, mail, recipient, started, client_ip, exc)

@@ -193,3 +193,18 @@ def test_editing_a_held_sender_releases_its_queue(rt: Runtime) -> None:
         assert row is not None
         assert (row.hold_code, row.held_until) == (None, None)
     assert woken == [True]
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["169.254.169.254", "fe80::1", "fd00:ec2::254", "metadata.google.internal", "0xa9fea9fe"],
+)
+def test_a_link_local_or_metadata_host_is_never_saved(rt: Runtime, host: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        service.create_sender(rt, sender_fields(smtp_host=host))
+    assert list(caught.value.fields) == ["smtp_host"]
+    saved = service.create_sender(rt, sender_fields())
+    with pytest.raises(ValidationError) as caught:
+        service.update_sender(rt, saved.id, {"smtp_host": host})
+    assert list(caught.value.fields) == ["smtp_host"]
+    assert service.get_sender(rt, saved.id).smtp_host == "smtp.example.com"

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import select
 
 from postdesk.domain.mail import TEST_MAIL_SENTENCE
-from postdesk.errors import DeliveryError, ValidationError
+from postdesk.errors import DeliveryError, TooFrequentError, ValidationError
+from postdesk.services.access.callers import Caller
 from postdesk.services.records.lookup import get_record
 from postdesk.services.runtime import Runtime
 from postdesk.services.senders import accounts as service
@@ -133,3 +134,20 @@ def test_invalid_unsaved_settings_are_validation_errors(rt: Runtime) -> None:
     assert {"smtp_host", "display_name", "address"} <= set(caught.value.fields)
     with pytest.raises(ValidationError):
         send_test_mail(rt, to="a@example.org")
+
+
+def test_the_limit_counts_each_caller_and_not_the_local_operator(
+    rt: Runtime, smtp_server: ServerFactory
+) -> None:
+    server = smtp_server()
+    fields = sender_fields(server.sender())
+    one, two = Caller(scope="admin", token_id=1), Caller(scope="admin", token_id=2)
+    for _ in range(10):
+        send_test_mail(rt, unsaved=fields, to="a@example.org", caller=one)
+    with pytest.raises(TooFrequentError) as caught:
+        send_test_mail(rt, unsaved=fields, to="a@example.org", caller=one)
+    assert 1 <= caught.value.retry_after <= 60
+    send_test_mail(rt, unsaved=fields, to="a@example.org", caller=two)
+    for _ in range(11):  # the CLI, as the operator
+        send_test_mail(rt, unsaved=fields, to="a@example.org")
+    assert len(server.messages) == 22

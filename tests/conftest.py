@@ -9,7 +9,12 @@ from postdesk.config import Settings
 from postdesk.services.access.admins import create_admin
 from postdesk.services.runtime import Runtime, open_runtime
 
-pytest_plugins = ["tests.support.smtp", "tests.support.database", "tests.support.clock"]
+pytest_plugins = [
+    "tests.support.smtp",
+    "tests.support.database",
+    "tests.support.clock",
+    "tests.support.idp",
+]
 
 
 @pytest.fixture

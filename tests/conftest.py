@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.database",
     "tests.support.clock",
     "tests.support.idp",
+    "tests.support.xoauth2",
 ]
 
 

@@ -14,6 +14,8 @@ pytest_plugins = [
     "tests.support.peers",
     "tests.support.database",
     "tests.support.clock",
+    "tests.support.idp",
+    "tests.support.xoauth2",
 ]
 
 

@@ -24,6 +24,12 @@ Fixtures
         AUTH in plain text answers ``538 5.7.11 Encryption required``. Default False.
     ``auth_mechanisms``
         The mechanisms offered, default ``("PLAIN", "LOGIN")``; ``()`` offers none.
+        ``"XOAUTH2"`` needs ``xoauth2``.
+    ``xoauth2``
+        The ``AUTH XOAUTH2`` mechanism: an async callable ``(server, args) -> AuthResult``
+        (``tests.support.xoauth2`` makes one, and its ``xoauth2_server`` fixture the whole
+        server). With it, AUTH is offered and MAIL answers 530 until a client logged in,
+        as with ``credentials``.
     ``auth_echo``
         ``(login, password) -> str``: the reply to a failed login, built from what the
         client sent, decoded (``"535 5.7.8 {password} is wrong"``, like a server that
@@ -86,7 +92,7 @@ import asyncio
 import collections
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -114,7 +120,9 @@ LOGIN_THROTTLED_REPLY = "454 4.7.0 Too many login attempts, please try again lat
 
 TlsMode = Literal["none", "starttls", "implicit"]
 CertificateKind = Literal["trusted", "unknown_ca", "wrong_host", "expired"]
+SaslMechanism = Callable[[aiosmtp.SMTP, list[str]], Awaitable[AuthResult]]
 _ENCRYPTION = {"none": "none", "starttls": "tls", "implicit": "ssl"}
+_MECHANISMS = ("PLAIN", "LOGIN", "XOAUTH2")
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,11 @@ class ServerOptions:
     greylist: Mapping[str, str] = field(default_factory=dict)
     rcpt_limit: int | None = None
     rcpt_limit_reply: str = "452 4.5.3 Too many recipients"
+    xoauth2: SaslMechanism | None = None
+
+    @property
+    def login_required(self) -> bool:
+        return self.credentials is not None or self.xoauth2 is not None
 
 
 def make_sender(host: str, port: int, **fields: Any) -> SenderSettings:
@@ -244,7 +257,9 @@ class SmtpTestServer:
             # auth_required, which warns when combined with AUTH over plain text.
             "auth_require_tls": options.auth_requires_tls and options.tls != "implicit",
             "auth_exclude_mechanism": [
-                m for m in ("PLAIN", "LOGIN") if m not in options.auth_mechanisms
+                m
+                for m in _MECHANISMS
+                if m not in options.auth_mechanisms or (m == "XOAUTH2" and not options.xoauth2)
             ],
         }
         if options.tls != "none":
@@ -324,7 +339,7 @@ class _Handler:
         if scripted is not None:
             return [scripted]
         options = self._server.options
-        no_auth = options.credentials is None or not options.auth_mechanisms
+        no_auth = not options.login_required or not options.auth_mechanisms
         return [r for r in responses if not (no_auth and r[4:].upper().startswith("AUTH"))]
 
     def handle_STARTTLS(  # noqa: N802
@@ -339,6 +354,13 @@ class _Handler:
         self._seen(f"AUTH {args[0].upper()}" if args else "AUTH", session)
         return self._server.scripted("AUTH") or MISSING
 
+    async def auth_XOAUTH2(self, server: aiosmtp.SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+        """Offered only with ``xoauth2`` (aiosmtpd finds ``auth_<MECHANISM>`` hooks)."""
+        mechanism = self._server.options.xoauth2
+        if mechanism is None:
+            return AuthResult(success=False)
+        return await mechanism(server, args)
+
     async def handle_MAIL(  # noqa: N802
         self,
         server: aiosmtp.SMTP,
@@ -351,7 +373,7 @@ class _Handler:
         scripted = self._server.scripted("MAIL")
         if scripted is not None:
             return scripted
-        if self._server.options.credentials is not None and not session.authenticated:
+        if self._server.options.login_required and not session.authenticated:
             return "530 5.7.0 Authentication required"
         return MISSING
 
@@ -425,14 +447,18 @@ def smtp_server(
 
     def start(**options: Any) -> SmtpTestServer:
         settings = ServerOptions(**options)
-        ca = unknown_ca if settings.certificate == "unknown_ca" else trusted_ca
-        server = SmtpTestServer(settings, ca)
+        server = SmtpTestServer(settings, ca_for(settings.certificate, trusted_ca, unknown_ca))
         servers.append(server)
         return server
 
     yield start
     for server in servers:
         server.stop()
+
+
+def ca_for(kind: CertificateKind, trusted_ca: trustme.CA, unknown_ca: trustme.CA) -> trustme.CA:
+    """The CA that signs a server's certificate of this kind."""
+    return unknown_ca if kind == "unknown_ca" else trusted_ca
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ MAIL = {
 def serve(tmp_path: Path) -> Iterator[tuple[Cli, ServeProcess, str]]:
     """``postdesk serve`` on a fresh home: (the CLI on that home, the process, setup link)."""
     cli = Cli(tmp_path / "home")
+    # The local SMTP server listens on a port the OS picks, outside the ports a test mail
+    # may go to by default: the operator opens them all, as POSTDESK_TEST_MAIL_ALLOWED_PORTS says.
+    cli.env["POSTDESK_TEST_MAIL_ALLOWED_PORTS"] = "*"
     server = ServeProcess(cli.env, tmp_path / "serve.log", free_port())
     try:
         server.wait_ready()

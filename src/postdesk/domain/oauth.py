@@ -255,10 +255,12 @@ def _check_combination(
     if flow is not OAuthFlow.SERVICE_ACCOUNT and not values.get("client_id"):
         errors["oauth.client_id"] = "is required: the application (client) id of the OAuth client"
     if provider is OAuthProvider.CUSTOM:
-        for name in ("token_url", "authorization_url"):
-            if not values.get(name) and (
-                name == "token_url" or flow is OAuthFlow.AUTHORIZATION_CODE
-            ):
+        # Every flow asks the token endpoint; only a sign-in needs the authorization one.
+        needed = ["token_url"]
+        if flow is OAuthFlow.AUTHORIZATION_CODE:
+            needed.append("authorization_url")
+        for name in needed:
+            if not values.get(name):
                 errors.setdefault(f"oauth.{name}", "is required for a custom provider")
 
 

@@ -11,8 +11,6 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from postdesk import __version__
@@ -25,7 +23,7 @@ from postdesk.services.access.login_guard import LoginGuard
 from postdesk.services.access.sessions import SetupLink
 from postdesk.services.delivery import queue_health
 from postdesk.services.health import health_report
-from postdesk.services.runtime import Runtime
+from postdesk.services.runtime import Runtime, memory_limiter
 
 API_PREFIX = "/api/v1"
 
@@ -53,7 +51,7 @@ def new_app(
     app.state.rt = rt
     app.state.worker = worker
     app.state.setup_link = setup_link or SetupLink()
-    app.state.login_limiter = MovingWindowRateLimiter(MemoryStorage())
+    app.state.login_limiter = memory_limiter()
     app.state.login_guard = LoginGuard(lambda: rt.clock())  # rt.clock may be replaced
     install_error_handlers(app, error_page)
     app.add_middleware(BodySizeLimit)

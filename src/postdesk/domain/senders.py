@@ -11,6 +11,13 @@ from typing import Any
 
 from postdesk.domain.addresses import AddressError, MailAddress, check_header_value, parse_address
 from postdesk.domain.encryption import Encryption as Encryption  # re-exported
+from postdesk.domain.oauth import (
+    AuthKind,
+    OAuthSecrets,
+    OAuthSettings,
+    check_auth_kind,
+    validate_oauth,
+)
 from postdesk.errors import ValidationError
 
 DEFAULT_PORT = 25
@@ -29,7 +36,9 @@ USUAL_PORT = {Encryption.SSL: 465, Encryption.TLS: 587, Encryption.NONE: 25}
 class SenderSettings:
     """A validated sender: everything needed to connect, log in and send.
 
-    ``password`` is the plain secret in memory only; it is never part of ``repr``.
+    ``password``, ``oauth_secrets`` and ``access_token`` are plain secrets in memory only;
+    they are never part of ``repr``. An ``oauth2`` sender logs in with XOAUTH2 and the
+    ``access_token`` its caller got for it (``with_access_token``); it has no password.
     """
 
     smtp_host: str
@@ -42,14 +51,25 @@ class SenderSettings:
     ca_cert_pem: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_per_minute: int | None = None
+    auth: AuthKind = AuthKind.PASSWORD
+    oauth: OAuthSettings | None = None
+    oauth_secrets: OAuthSecrets = field(default=OAuthSecrets(), repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
     @property
     def login(self) -> str:
         """The name used for AUTH: the username, or the address when none is set."""
         return self.username or self.address.envelope
 
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth is AuthKind.OAUTH2
+
     def with_password(self, password: str | None) -> SenderSettings:
         return replace(self, password=password)
+
+    def with_access_token(self, access_token: str | None) -> SenderSettings:
+        return replace(self, access_token=access_token)
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,8 @@ SENDER_FIELDS = (
     "ca_cert_pem",
     "timeout_s",
     "max_per_minute",
+    "auth",
+    "oauth",
 )
 
 
@@ -101,10 +123,29 @@ def validate_sender(data: Mapping[str, Any]) -> SenderSettings:
             values[name] = check(data.get(name))
         except (AddressError, ValueError) as exc:
             errors[name] = str(exc)
+    hint = None
+    if values.get("auth") is AuthKind.OAUTH2:
+        hint = _add_oauth(data, values, errors)
     if errors:
-        hint = _HINTS.get(next(iter(errors)))
-        raise ValidationError(errors, hint=hint)
+        raise ValidationError(errors, hint=_HINTS.get(next(iter(errors)), hint))
     return SenderSettings(**values)
+
+
+def _add_oauth(
+    data: Mapping[str, Any], values: dict[str, Any], errors: dict[str, str]
+) -> str | None:
+    """Add the ``oauth`` part of an ``oauth2`` sender; its errors join the others' (the
+    hint of those is returned)."""
+    if values.get("password"):
+        errors["password"] = "is not used by an OAuth 2.0 sender (auth oauth2): leave it empty"  # noqa: S105
+    encryption = values.get("encryption", Encryption.TLS)
+    try:
+        oauth, secrets = validate_oauth(data.get("oauth"), encryption=encryption.value)
+    except ValidationError as exc:
+        errors.update(exc.fields)
+        return exc.hint
+    values.update(oauth=oauth, oauth_secrets=secrets)
+    return None
 
 
 def _required_text(value: Any, what: str) -> str:
@@ -249,6 +290,7 @@ _CHECKS = {
     "ca_cert_pem": check_ca_cert,
     "timeout_s": check_timeout,
     "max_per_minute": check_max_per_minute,
+    "auth": check_auth_kind,
 }
 
 _HINTS = {
@@ -256,4 +298,5 @@ _HINTS = {
     "address": "Enter the full sender address, e.g. reports@example.com.",
     "display_name": "The displayed name is required: it is shown as the From name.",
     "encryption": "ssl = implicit TLS (port 465), tls = STARTTLS (587 or 25), none = plain.",
+    "auth": "password = log in with the password or authorization code; oauth2 = OAuth 2.0.",
 }

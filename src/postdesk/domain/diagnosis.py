@@ -59,6 +59,8 @@ class DiagnosisCode(enum.StrEnum):
     THROTTLED = "smtp_throttled"
     MESSAGE_TOO_LARGE = "smtp_message_too_large"
     NOT_SMTP_SERVER = "smtp_not_smtp_server"
+    OAUTH_TOKEN_FAILED = "oauth_token_failed"  # noqa: S105 (a code, not a token)
+    OAUTH_CONSENT_REQUIRED = "oauth_consent_required"
     ERROR = "smtp_error"
 
 

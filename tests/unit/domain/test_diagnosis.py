@@ -31,6 +31,8 @@ SPEC_CODES = {
     "smtp_throttled",
     "smtp_message_too_large",
     "smtp_not_smtp_server",
+    "oauth_token_failed",
+    "oauth_consent_required",
     "smtp_error",
 }
 ENDPOINT = Endpoint("smtp.example.com", 587, "tls", 30)

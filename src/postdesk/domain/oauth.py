@@ -254,6 +254,12 @@ def _check_combination(
         errors["oauth.flow"] = f"{provider.value} senders sign in with {allowed}"
     if flow is not OAuthFlow.SERVICE_ACCOUNT and not values.get("client_id"):
         errors["oauth.client_id"] = "is required: the application (client) id of the OAuth client"
+    if _needs_tenant(provider, flow, values):
+        # App-only tokens are issued by one directory; "organizations" or "common" has none.
+        errors["oauth.tenant"] = (
+            "is required for app-only access: the directory (tenant) id or domain, "
+            "e.g. contoso.onmicrosoft.com"
+        )
     if provider is OAuthProvider.CUSTOM:
         # Every flow asks the token endpoint; only a sign-in needs the authorization one.
         needed = ["token_url"]
@@ -262,6 +268,18 @@ def _check_combination(
         for name in needed:
             if not values.get(name):
                 errors.setdefault(f"oauth.{name}", "is required for a custom provider")
+
+
+def _needs_tenant(
+    provider: OAuthProvider, flow: OAuthFlow, values: Mapping[str, str | None]
+) -> bool:
+    if provider is not OAuthProvider.MICROSOFT or flow is not OAuthFlow.CLIENT_CREDENTIALS:
+        return False
+    authority = values.get("authority")
+    if authority and urlsplit(authority).path.strip("/"):
+        return False  # the authority names its tenant
+    tenant = (values.get("tenant") or "").lower()
+    return tenant in {"", "organizations", "common", "consumers"}
 
 
 def missing_secrets(settings: OAuthSettings, present: frozenset[str]) -> dict[str, str]:

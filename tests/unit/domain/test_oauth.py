@@ -170,3 +170,21 @@ def test_xoauth2_initial_response() -> None:
     raw = base64.b64decode(xoauth2_response("reports@example.com", "tok.en"))
 
     assert raw == b"user=reports@example.com\x01auth=Bearer tok.en\x01\x01"
+
+
+@pytest.mark.parametrize("tenant", [None, "organizations", "common", "Consumers"])
+def test_app_only_access_names_its_directory(tenant: str | None) -> None:
+    data = {**MICROSOFT, "flow": "client_credentials", "tenant": tenant}
+    with pytest.raises(ValidationError) as caught:
+        validate_oauth(data, encryption="tls")
+    assert "oauth.tenant" in caught.value.fields
+
+
+def test_app_only_access_may_name_its_directory_in_the_authority() -> None:
+    data = {
+        **MICROSOFT,
+        "flow": "client_credentials",
+        "authority": "https://login.partner.microsoftonline.cn/contoso.partner.onmschina.cn",
+    }
+    settings, _ = validate_oauth(data, encryption="ssl")
+    assert settings.microsoft_authority.endswith("/contoso.partner.onmschina.cn")
